@@ -1,0 +1,345 @@
+"""One account's calls to its provider: URL, headers, auth, token refresh, error mapping.
+
+`ProviderCall` is what the operations use and what provider hooks receive, so a hook never
+builds URLs or handles credentials itself. Every exchange can be recorded (redacted) for the
+`debug` format and the `truto_skip_api_call` dry run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from unicrm.engine.errors import ApiError
+from unicrm.engine.mapping import CompiledMapping, get_path
+from unicrm.outbound.auth import RefreshRefused, auth_headers, needs_refresh, refresh_oauth2
+from unicrm.outbound.http import ProviderResponse, flatten_params, send
+from unicrm.outbound.pool import SessionPool
+from unicrm.providers.declaration import Endpoint, FieldError, Provider, parse_iso_datetime
+
+REDACTED = "[redacted]"
+MESSAGE_KEYS = ("message", "Message", "msg", "errorMessage", "error_description", "description", "detail", "summary", "error", "title")
+
+
+class AccountGateway(Protocol):
+    """What calls need from the store: refresh tokens once across processes, flag reauth."""
+
+    async def refresh_context(
+        self, account_id: str, needs: Callable[[dict[str, Any]], bool], refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]: ...
+
+    async def mark_needs_reauth(self, account_id: str, message: str) -> None: ...
+
+
+@dataclass
+class Exchange:
+    """One provider request as the debug format shows it (credentials redacted)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: list[tuple[str, str]]
+    body: Any
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+
+class ProviderCall:
+    """Sends requests to one account's provider."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        mapping: CompiledMapping,
+        account_id: str,
+        context: dict[str, Any],
+        pool: SessionPool,
+        gateway: AccountGateway,
+        secrets: frozenset[str] = frozenset(),
+    ) -> None:
+        self.provider = provider
+        self.mapping = mapping
+        self.account_id = account_id
+        self.context = context
+        self.pool = pool
+        self.gateway = gateway
+        self.exchanges: list[Exchange] = []
+        self.last_response: ProviderResponse | None = None
+        self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
+        base = context.get("base_url") or provider.base_url.format_map(_Ctx(context))
+        self.base_url = str(base).rstrip("/")
+
+    # ------------------------------------------------------------------ building requests
+    def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
+        path = endpoint.path
+        if record_id is not None:
+            path = path.replace("{id}", quote(record_id, safe=""))
+        return self.base_url + path
+
+    def headers(self) -> dict[str, str]:
+        out = {k: v.format_map(_Ctx(self.context)) for k, v in self.provider.headers.items()}
+        out.update(auth_headers(self.provider.auth, self.context))
+        return out
+
+    def plan(self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any) -> Exchange:
+        """The request that would be sent (for dry runs), redacted."""
+        method, url, query, payload = self._shape(endpoint, record_id, params, body)
+        return self._redacted(Exchange(method, url, self.headers(), query, payload))
+
+    def _shape(
+        self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any
+    ) -> tuple[str, str, list[tuple[str, str]], Any]:
+        params = {**endpoint.query, **params}
+        payload = body
+        if endpoint.params_in == "body":
+            payload = {**params, **(payload or {})}
+            params = {}
+        if endpoint.id_in_body and record_id is not None:
+            payload = {**(payload or {}), endpoint.id_in_body: record_id}
+        if endpoint.wrap and body is not None:
+            payload = {endpoint.wrap: payload}
+        return endpoint.method, self.url_for(endpoint, record_id), flatten_params(params), payload
+
+    # ------------------------------------------------------------------ sending
+    async def call(
+        self,
+        endpoint: Endpoint,
+        record_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> ProviderResponse:
+        """Send a declared endpoint; raises `ApiError` for provider errors."""
+        method, url, query, payload = self._shape(endpoint, record_id, params or {}, body)
+        return await self.request(method, url, query, payload)
+
+    async def request(
+        self, method: str, url: str, query: list[tuple[str, str]] | None = None, payload: Any = None
+    ) -> ProviderResponse:
+        """Send any request to this provider (hooks use it for follow-up calls)."""
+        if not url.startswith("http"):
+            url = self.base_url + url
+        auth = self.provider.auth
+        if needs_refresh(auth, self.context):
+            await self._refresh()
+        response = await self._send(method, url, query or [], payload)
+        if response.status == 401 and auth.scheme == "oauth2" and self.context.get("refresh_token"):
+            # A 401 means the provider did nothing, so one retry after a refresh is safe even for writes.
+            await self._refresh(force=True)
+            response = await self._send(method, url, query or [], payload)
+        self.last_response = response
+        if response.status >= 400:
+            raise await self._error(response)
+        return response
+
+    async def _send(self, method: str, url: str, query: list[tuple[str, str]], payload: Any) -> ProviderResponse:
+        headers = self.headers()
+        exchange = Exchange(method, url, headers, query, payload)
+        self.exchanges.append(exchange)
+        response = await send(self.pool, method, url, params=query, json_body=payload, headers=headers)
+        exchange.status = response.status
+        exchange.response_headers = dict(response.headers)
+        return response
+
+    async def _refresh(self, force: bool = False) -> None:
+        auth = self.provider.auth
+        stale_token = self.context.get(auth.token_key)
+
+        def still_needed(ctx: dict[str, Any]) -> bool:
+            # Another process may have refreshed while we waited for the lock.
+            if force:
+                return ctx.get(auth.token_key) == stale_token
+            return needs_refresh(auth, ctx)
+
+        async def do_refresh(ctx: dict[str, Any]) -> dict[str, Any]:
+            return await refresh_oauth2(self.pool, auth, ctx)
+
+        try:
+            self.context = await self.gateway.refresh_context(self.account_id, still_needed, do_refresh)
+        except RefreshRefused as exc:
+            message = (
+                f"{self.provider.label} refused to refresh this account's access token (HTTP {exc.status}). "
+                "Reconnect the integrated account: update its context with new credentials."
+            )
+            await self.gateway.mark_needs_reauth(self.account_id, message)
+            raise ApiError(401, message, remote=True, raw_response=exc.body) from None
+
+    # ------------------------------------------------------------------ errors
+    async def _error(self, response: ProviderResponse) -> ApiError:
+        label = self.provider.label
+        raw = response.json_or_text()
+        provider_message = self._message(raw)
+        suffix = f": {provider_message}" if provider_message else ""
+        status = response.status
+        headers = rate_limit_headers(self.provider, response)
+        if status == 401:
+            message = (
+                f"{label} rejected this integrated account's credentials{suffix}. "
+                "Update the account's context with valid credentials (PATCH /integrated-account/{id})."
+            )
+            await self.gateway.mark_needs_reauth(self.account_id, message)
+            return ApiError(401, message, remote=True, raw_response=raw)
+        if status == 403:
+            return ApiError(403, f"{label} refused access{suffix}. Check the account's permissions in {label}.", remote=True, raw_response=raw)
+        if status == 404:
+            return ApiError(404, f"{label} has no such record{suffix}.", remote=True, raw_response=raw)
+        if status == 429:
+            retry = retry_after_seconds(self.provider, response)
+            headers["Retry-After"] = str(retry)
+            return ApiError(
+                429,
+                f"{label} rate limit reached{suffix}. Retry after {retry} s.",
+                remote=True,
+                raw_response=raw,
+                headers=headers,
+                insight={"rate_limit_error": {"description": f"{label} is rate limiting this account"}},
+            )
+        if status >= 500:
+            return ApiError(502, f"{label} failed with HTTP {status}{suffix}. Try again later.", remote=True, raw_response=raw, headers=headers)
+        invalid = self._field_errors(raw)
+        message = f"{label} rejected the request (HTTP {status}){suffix}."
+        if invalid:
+            message = f"{label} rejected the request (HTTP {status}): " + "; ".join(
+                f"{i['field']}: {i['message']}" for i in invalid
+            )
+        return ApiError(
+            status,
+            message,
+            remote=True,
+            raw_response=raw,
+            headers=headers,
+            insight={"invalid_fields": invalid} if invalid else None,
+        )
+
+    def _message(self, raw: Any) -> str | None:
+        if self.provider.errors.message is not None:
+            try:
+                return self.provider.errors.message(raw)
+            except Exception:
+                return None
+        return generic_message(raw)
+
+    def _field_errors(self, raw: Any) -> list[dict[str, str]]:
+        extract = self.provider.errors.field_errors
+        if extract is None:
+            return []
+        try:
+            errors: list[FieldError] = extract(raw)
+        except Exception:
+            return []
+        back = self.mapping.remote_to_unified
+        return [
+            {"field": back.get(e.remote_field.split(".")[0], e.remote_field), "remote_field": e.remote_field, "message": e.message}
+            for e in errors
+        ]
+
+    # ------------------------------------------------------------------ redaction
+    def redact(self, value: Any) -> Any:
+        """Replace every credential of this account in a value (strings, dicts, lists)."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact(v) for v in value]
+        return value
+
+    def _redacted(self, exchange: Exchange) -> Exchange:
+        headers = {k: (REDACTED if k.lower() in {"authorization", "cookie"} else self.redact(v)) for k, v in exchange.headers.items()}
+        return Exchange(
+            exchange.method,
+            self.redact(exchange.url),
+            headers,
+            [(k, self.redact(v)) for k, v in exchange.params],
+            self.redact(exchange.body),
+            exchange.status,
+            {k: self.redact(v) for k, v in exchange.response_headers.items()},
+        )
+
+    def debug_exchanges(self) -> list[Exchange]:
+        return [self._redacted(e) for e in self.exchanges]
+
+
+class _Ctx(dict[str, Any]):
+    """format_map helper: a missing key renders empty instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def generic_message(raw: Any) -> str | None:
+    """A provider's error message from the usual keys of its body."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        return text[:300] if text else None
+    if isinstance(raw, dict):
+        for key in MESSAGE_KEYS:
+            value = raw.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict):
+                nested = generic_message(value)
+                if nested:
+                    return nested
+        errors = raw.get("errors")
+        if isinstance(errors, list) and errors:
+            return generic_message(errors[0])
+    if isinstance(raw, list) and raw:
+        return generic_message(raw[0])
+    return None
+
+
+def rate_limit_headers(provider: Provider, response: ProviderResponse) -> dict[str, str]:
+    """The provider's rate-limit headers as `ratelimit-limit/-remaining/-reset` (seconds)."""
+    spec = provider.rate_limit
+    out: dict[str, str] = {}
+    if spec.limit and (value := response.headers.get(spec.limit)):
+        out["ratelimit-limit"] = f"{value};w={spec.window_s}" if spec.window_s else value
+    if spec.remaining and (value := response.headers.get(spec.remaining)):
+        out["ratelimit-remaining"] = value
+    if spec.reset and (value := response.headers.get(spec.reset)):
+        seconds = _reset_seconds(value, spec.reset_kind)
+        if seconds is not None:
+            out["ratelimit-reset"] = str(seconds)
+    return out
+
+
+def _reset_seconds(value: str, kind: str) -> int | None:
+    try:
+        if kind == "seconds":
+            return max(0, int(float(value) + 0.999))
+        if kind == "epoch":
+            return max(0, int(float(value) - time.time() + 0.999))
+        return max(0, int(parse_iso_datetime(value).timestamp() - time.time() + 0.999))
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after_seconds(provider: Provider, response: ProviderResponse) -> int:
+    """Whole seconds to wait after a 429: the provider's Retry-After, else its reset header, else 10."""
+    spec = provider.rate_limit
+    value = response.headers.get(spec.retry_after) if spec.retry_after else None
+    if value:
+        try:
+            return max(1, int(float(value) + 0.999))
+        except ValueError:
+            try:
+                return max(1, int(parsedate_to_datetime(value).timestamp() - time.time() + 0.999))
+            except (TypeError, ValueError):
+                pass
+    if spec.reset and (reset := response.headers.get(spec.reset)):
+        seconds = _reset_seconds(reset, spec.reset_kind)
+        if seconds is not None:
+            return max(1, seconds)
+    return 10
+
+
+def record_of(endpoint: Endpoint, response: ProviderResponse) -> Any:
+    """The record in a provider answer, at the endpoint's `record_path`."""
+    return get_path(response.json(), endpoint.record_path)

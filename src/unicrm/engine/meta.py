@@ -1,0 +1,189 @@
+"""Meta documents and the coverage table, generated from the compiled declarations (PRODUCT §3.7).
+
+The same `CompiledMapping` that maps and validates requests answers "what does this provider
+support and require", so the docs cannot drift from behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unicrm.engine.mapping import CompiledMapping
+from unicrm.engine.options import FILTER_FIELDS, FILTER_OPS
+from unicrm.model import FIELDS, OPERATIONS, json_schema_for
+from unicrm.providers.declaration import Op
+
+TRUTO_REQUIRED_ON_CREATE = {
+    # Seed 000's matrix: which providers Truto marks as requiring a field on create.
+    "name": {"capsule", "insightly", "pipeliner", "planhat", "teamleader"},
+    "account": {"planhat"},
+    "close_date": {"pipeliner"},
+    "owner": {"pipeliner"},
+    "status": {"insightly"},
+}
+
+
+def filters_honoured(mapping: CompiledMapping) -> dict[str, dict[str, str]]:
+    """For each incremental filter and operator: `native`, `engine` (applied by unicrm) or absent."""
+    out: dict[str, dict[str, str]] = {}
+    for name in FILTER_FIELDS:
+        ops: dict[str, str] = {}
+        for op in FILTER_OPS:
+            if any(f.field == name and op in f.ops for f in mapping.provider.filters):
+                ops[op] = "native"
+            elif name in mapping.readable:
+                ops[op] = "engine"
+        if ops:
+            out[name] = ops
+    return out
+
+
+def required_on(mapping: CompiledMapping, op: Op) -> list[str]:
+    """Required unified fields on an operation (a group reads `a or b`)."""
+    required = list(mapping.required.get(op, ()))
+    for group in mapping.provider.required_any.get(op, ()):
+        label = " or ".join(group)
+        if label not in required:
+            required.append(label)
+    return required
+
+
+def field_rows(mapping: CompiledMapping, op: Op) -> list[dict[str, Any]]:
+    """One row per unified field: supported on this op? required? notes."""
+    required = required_on(mapping, op)
+    required_names = {n for label in required for n in label.split(" or ")}
+    rows = []
+    for spec in FIELDS:
+        fld = mapping.provider.field(spec.name)
+        if op in ("create", "update"):
+            supported = spec.name in mapping.writable.get(op, frozenset())
+        else:
+            supported = spec.name in mapping.readable
+        note = fld.note if fld is not None else ""
+        if fld is not None and fld.conv is not None and (desc := fld.conv.describe()):
+            note = f"{note}; {desc}" if note else desc
+        rows.append(
+            {
+                "name": spec.name,
+                "supported": supported,
+                "required": spec.name in required_names and op in ("create", "update"),
+                "notes": note,
+            }
+        )
+    return rows
+
+
+def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
+    """The body of `GET /unified/crm/projects/{integration}/meta/{method}`."""
+    provider = mapping.provider
+    rows = field_rows(mapping, method)
+    supported = {r["name"] for r in rows if r["supported"]}
+    required = required_on(mapping, method) if method in ("create", "update") else []
+    response_props = {f.name: json_schema_for(f.kind, f.enum) | {"description": f.description} for f in FIELDS if f.name in mapping.readable}
+    response_props["remote_data"] = {"type": "object", "description": f"The {provider.label} record as received"}
+    meta: dict[str, Any] = {
+        "integration": provider.name,
+        "label": provider.label,
+        "method": method,
+        "supported": method in provider.endpoints,
+        "documentation_link": provider.docs_url,
+        "response_schema": {"type": "object", "properties": response_props},
+        "fields": rows,
+        "limits": {
+            "default_page_size": provider.pagination.default_size,
+            "max_page_size": provider.pagination.max_size,
+            "pagination": provider.pagination.style,
+        },
+        "notes": list(provider.notes),
+        "differences_from_truto": [d.__dict__ for d in provider.differences if d.op in (method, "all")],
+    }
+    if method in ("create", "update"):
+        props = {}
+        for f in FIELDS:
+            if f.name in supported:
+                row = next(r for r in rows if r["name"] == f.name)
+                props[f.name] = json_schema_for(f.kind, f.enum) | {"description": f.description, "x-notes": row["notes"]}
+        props["remote_data"] = {"type": "object", "description": "Merged as-is into the provider request body"}
+        meta["request_body_schema"] = {
+            "type": "object",
+            "properties": props,
+            "required": [r for r in required if " or " not in r],
+            "x-required-one-of": [r.split(" or ") for r in required if " or " in r],
+            "additionalProperties": False,
+        }
+    if method == "list":
+        honoured = filters_honoured(mapping)
+        meta["filters"] = honoured
+        meta["query_schema"] = {
+            "type": "object",
+            "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "next_cursor": {"type": "string"},
+                **{f"{name}[{op}]": {"type": "string", "format": "date-time", "x-applied-by": how}
+                   for name, ops in honoured.items() for op, how in ops.items()},
+            },
+        }
+    return meta
+
+
+def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
+    """docs/coverage.md: per provider and operation, supported/required fields and filters."""
+    names = sorted(mappings)
+    lines = [
+        "# Provider coverage",
+        "",
+        "Generated from the provider declarations by `unicrm coverage` (CI checks it is up to date).",
+        "Legend: **R** required, ✓ supported, – not supported. Required groups read `a or b`.",
+        "",
+    ]
+    for op in OPERATIONS:
+        lines += [f"## {op}", ""]
+        lines.append("| field | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        tables = {n: {r["name"]: r for r in field_rows(mappings[n], op)} for n in names}
+        for spec in FIELDS:
+            if op in ("create", "update") and spec.response_only:
+                continue
+            cells = []
+            for n in names:
+                if op not in mappings[n].provider.endpoints:
+                    cells.append("n/a")
+                    continue
+                row = tables[n][spec.name]
+                cells.append("**R**" if row["required"] else "✓" if row["supported"] else "–")
+            lines.append(f"| {spec.name} | " + " | ".join(cells) + " |")
+        if op in ("create", "update"):
+            groups = {n: [r for r in required_on(mappings[n], op) if " or " in r] for n in names}
+            if any(groups.values()):
+                lines.append("")
+                for n in names:
+                    if groups[n]:
+                        lines.append(f"- {n}: requires {'; '.join(groups[n])}")
+        lines.append("")
+    lines += ["## Incremental filters", "", "| provider | updated_at | created_at |", "|---|---|---|"]
+    for n in names:
+        honoured = filters_honoured(mappings[n])
+
+        def cell(field: str, honoured: dict[str, dict[str, str]] = honoured) -> str:
+            ops = honoured.get(field)
+            if not ops:
+                return "not available"
+            return ", ".join(f"{op} ({how})" for op, how in ops.items())
+
+        lines.append(f"| {n} | {cell('updated_at')} | {cell('created_at')} |")
+    lines += ["", "`native`: translated to the provider's own filter; `engine`: applied by unicrm to each page.", ""]
+    lines += ["## Where the provider's API differs from Truto's matrix (seed 000)", ""]
+    lines += ["| provider | field | op | Truto | unicrm | why |", "|---|---|---|---|---|---|"]
+    for n in names:
+        for d in mappings[n].provider.differences:
+            lines.append(f"| {n} | {d.field} | {d.op} | {d.truto} | {d.ours} | {d.why} |")
+        for field, providers in TRUTO_REQUIRED_ON_CREATE.items():
+            if n in providers and field not in {x for r in required_on(mappings[n], "create") for x in r.split(" or ")}:
+                if not any(d.field == field and d.op == "create" for d in mappings[n].provider.differences):
+                    lines.append(f"| {n} | {field} | create | required | not required | the provider's API accepts it missing |")
+    lines += ["", "## Notes", ""]
+    for n in names:
+        for note in mappings[n].provider.notes:
+            lines.append(f"- **{n}**: {note}")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,447 @@
+"""The unified operations: list, get, create, update, delete (PRODUCT §3).
+
+`Engine` is built once at start-up from the provider declarations (mappings compiled then),
+and serves every request by reading those declarations: it contains no provider names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from unicrm.engine.calls import AccountGateway, Exchange, ProviderCall, rate_limit_headers, record_of
+from unicrm.engine.cursor import CursorCodec
+from unicrm.engine.errors import ApiError, bad_request
+from unicrm.engine.formats import exclude_fields, key_by, normalize
+from unicrm.engine.mapping import CompiledMapping, MappingError, compile_mapping, deep_merge, get_path
+from unicrm.engine.options import Filter, Options, parse_options
+from unicrm.engine.pagination import Paginator, paginator_for
+from unicrm.engine.validation import validate_body
+from unicrm.outbound.http import ProviderResponse
+from unicrm.outbound.pool import SessionPool
+from unicrm.providers.declaration import Endpoint, Lookups, Op, Provider
+
+JSON = "application/json; charset=utf-8"
+NDJSON = "application/x-ndjson"
+# A list request follows at most this many provider pages looking for one that is not empty
+# after engine-side filtering, so that an empty page never carries a cursor.
+MAX_PAGES_PER_REQUEST = 50
+
+
+class AccountLike(Protocol):
+    id: str
+    integration: str
+    context: dict[str, Any]
+    status: str
+
+
+@dataclass
+class Result:
+    """What an operation answers; the HTTP layer renders it."""
+
+    status: int = 200
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass
+class _Page:
+    records: list[dict[str, Any]]
+    mapped: list[dict[str, Any]]
+    next_state: dict[str, Any] | None
+    looping: bool
+    response: ProviderResponse
+
+
+class Engine:
+    """Runs unified operations against any declared provider."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        pool: SessionPool,
+        gateway: AccountGateway,
+        codec: CursorCodec,
+    ) -> None:
+        self.providers = dict(providers)
+        self.mappings: dict[str, CompiledMapping] = {name: compile_mapping(p) for name, p in providers.items()}
+        self.paginators: dict[str, Paginator] = {name: paginator_for(p.pagination) for name, p in providers.items()}
+        self.pool = pool
+        self.gateway = gateway
+        self.codec = codec
+        self._lookups: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _open(self, account: AccountLike, op: Op) -> tuple[Provider, CompiledMapping, ProviderCall]:
+        provider = self.providers.get(account.integration)
+        if provider is None:
+            raise ApiError(400, f"Integration {account.integration!r} of this account is not available on this server.")
+        if op not in provider.endpoints:
+            raise ApiError(405, f"{provider.label} does not support {op} for projects.")
+        if account.status == "needs_reauth":
+            raise ApiError(
+                401,
+                f"This integrated account needs to be reconnected: {provider.label} rejected its credentials. "
+                "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
+                remote=True,
+            )
+        secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
+        mapping = self.mappings[provider.name]
+        return provider, mapping, ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets)
+
+    async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
+        if not provider.lookups:
+            return {}
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for lookup in provider.lookups:
+            key = (call.account_id, lookup.name)
+            cached = self._lookups.get(key)
+            if cached and cached[0] > now:
+                out[lookup.name] = cached[1]
+                continue
+            response = await call.call(lookup.endpoint)
+            records = get_path(_json(provider, response), lookup.records_path) or []
+            table = {
+                str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)
+            }
+            self._lookups[key] = (now + lookup.ttl_s, table)
+            out[lookup.name] = table
+        return out
+
+    def forget_account(self, account_id: str) -> None:
+        """Drop cached reference data of an account (its context changed)."""
+        for key in [k for k in self._lookups if k[0] == account_id]:
+            del self._lookups[key]
+
+    # ------------------------------------------------------------------ list
+    async def list(self, account: AccountLike, query: dict[str, Any]) -> Result:
+        opts = parse_options(query)
+        provider, mapping, call = self._open(account, "list")
+        endpoint = provider.endpoints["list"]
+        paginator = self.paginators[provider.name]
+        spec = provider.pagination
+        size = spec.max_size if opts.format == "stream" else min(opts.limit or spec.default_size, spec.max_size)
+        if opts.ignore_limit:
+            size = spec.default_size
+        native, residual = self._split_filters(provider, mapping, opts.filters)
+        fingerprint = opts.fingerprint()
+        state = self.codec.decode(opts.next_cursor, account.id, fingerprint) if opts.next_cursor else paginator.first()
+        base_params: dict[str, Any] = {}
+        for flt, build in native:
+            deep_merge(base_params, build(flt.op, flt.moment))
+
+        def params_for(page_state: dict[str, Any]) -> dict[str, Any]:
+            params = deep_merge(dict(base_params), paginator.params(page_state, size))
+            return deep_merge(params, opts.remote_query)
+
+        if opts.skip_api_call:
+            return Result(body=self._dry_run(call, endpoint, None, params_for(state), None))
+        lookups = await self._lookups_for(provider, call)
+        to_unified = mapping.to_unified
+        residual_check = _residual_filter(residual)
+
+        async def fetch(page_state: dict[str, Any]) -> _Page:
+            response = await call.call(endpoint, params=params_for(page_state))
+            body = _json(provider, response)
+            records = get_path(body, provider.list_path)
+            if not isinstance(records, list):
+                raise _unreadable(provider, response, "a list of records")
+            nxt = paginator.next(page_state, size, response, records)
+            looping = nxt is not None and nxt == page_state
+            mapped: list[dict[str, Any]] = []
+            after_read = provider.hooks.after_read
+            for record in records:
+                if not isinstance(record, dict):
+                    continue
+                unified = to_unified(after_read(record), lookups)
+                if residual_check is None or residual_check(unified):
+                    unified["remote_data"] = record
+                    mapped.append(unified)
+            return _Page(records, mapped, None if looping else nxt, looping, response)
+
+        if opts.format == "stream":
+            first = await fetch(state)
+            return Result(content_type=NDJSON, stream=self._stream(first, fetch, opts), headers=rate_limit_headers(provider, first.response))
+
+        page = await fetch(state)
+        pages = 1
+        while not page.mapped and page.next_state is not None and pages < MAX_PAGES_PER_REQUEST:
+            page = await fetch(page.next_state)
+            pages += 1
+        next_cursor = self.codec.encode(account.id, fingerprint, page.next_state) if page.next_state and page.mapped else None
+        headers = rate_limit_headers(provider, page.response)
+        if opts.format == "raw":
+            return Result(body={"result": page.records, "next_cursor": next_cursor}, headers=headers)
+        records_out = [self._shape(r, opts) for r in page.mapped]
+        result: Any = key_by(records_out, opts.key_by) if opts.key_by else records_out
+        envelope = {"result": result, "next_cursor": next_cursor, "prev_cursor": None, "result_count": len(records_out)}
+        if opts.format == "debug":
+            envelope = {
+                "result": envelope,
+                "debug": {
+                    **self._debug(call),
+                    "nextCursor": next_cursor,
+                    "isLooping": page.looping,
+                    "isEmptyResult": not records_out,
+                    "resultCount": len(records_out),
+                },
+            }
+        return Result(body=envelope, headers=headers)
+
+    async def _stream(
+        self, first: _Page, fetch: Callable[[dict[str, Any]], Any], opts: Options
+    ) -> AsyncIterator[bytes]:
+        page = first
+        while True:
+            if page.mapped:
+                yield b"".join(orjson.dumps(self._shape(r, opts)) + b"\n" for r in page.mapped)
+            if page.next_state is None:
+                return
+            try:
+                page = await fetch(page.next_state)
+            except ApiError as exc:
+                # Headers are long gone; the last line says what failed so the client can resume.
+                yield orjson.dumps({"error": exc.body()}) + b"\n"
+                return
+
+    def _split_filters(
+        self, provider: Provider, mapping: CompiledMapping, filters: tuple[Filter, ...]
+    ) -> tuple[list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]], list[Filter]]:
+        native: list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]] = []
+        residual: list[Filter] = []
+        for flt in filters:
+            spec = next((n for n in provider.filters if n.field == flt.field and flt.op in n.ops), None)
+            if spec is not None:
+                native.append((flt, spec.build))
+            elif flt.field in mapping.readable:
+                residual.append(flt)
+            else:
+                raise bad_request(
+                    f"{provider.label} cannot filter projects on {flt.field}: its API does not expose that field. "
+                    f"See GET /unified/crm/projects/{provider.name}/meta/list for the filters it honours."
+                )
+        return native, residual
+
+    # ------------------------------------------------------------------ get
+    async def get(self, account: AccountLike, record_id: str, query: dict[str, Any]) -> Result:
+        opts = parse_options(query)
+        provider, mapping, call = self._open(account, "get")
+        endpoint = provider.endpoints["get"]
+        if opts.skip_api_call:
+            return Result(body=self._dry_run(call, endpoint, record_id, {**opts.remote_query}, None))
+        lookups = await self._lookups_for(provider, call)
+        response = await call.call(endpoint, record_id, params=opts.remote_query)
+        headers = rate_limit_headers(provider, response)
+        if opts.format == "raw":
+            return Result(raw=response.body, content_type=response.content_type, headers=headers)
+        record = self._record(provider, endpoint, response)
+        return self._single(call, mapping, record, lookups, opts, 200, headers)
+
+    # ------------------------------------------------------------------ create / update
+    async def create(self, account: AccountLike, body: Any, query: dict[str, Any]) -> Result:
+        return await self._write("create", account, None, body, query)
+
+    async def update(self, account: AccountLike, record_id: str, body: Any, query: dict[str, Any]) -> Result:
+        return await self._write("update", account, record_id, body, query)
+
+    async def _write(self, op: Op, account: AccountLike, record_id: str | None, body: Any, query: dict[str, Any]) -> Result:
+        opts = parse_options(query)
+        provider, mapping, call = self._open(account, op)
+        endpoint = provider.endpoints[op]
+        fields, remote_data = validate_body(body, op, mapping)
+        lookups = {} if opts.skip_api_call and provider.lookups else await self._lookups_for(provider, call)
+        try:
+            provider_body = mapping.to_provider(fields, op, lookups)
+        except MappingError as exc:
+            raise ApiError(
+                400,
+                f"Invalid field value(s): {exc.field} {exc.message}.",
+                insight={"invalid_fields": [{"field": exc.field, "message": exc.message}]},
+            ) from None
+        if op == "create" and provider.create_defaults:
+            # Defaults sit under the mapped body: whatever the client sent wins, key by key.
+            defaults = {k: (v(call.context, lookups) if callable(v) else v) for k, v in provider.create_defaults.items()}
+            provider_body = deep_merge(defaults, provider_body)
+        deep_merge(provider_body, remote_data)
+        if opts.skip_api_call:
+            return Result(body=self._dry_run(call, endpoint, record_id, opts.remote_query, provider_body))
+        before = None
+        if op == "update" and provider.hooks.needs_before_update:
+            assert record_id is not None
+            before_resp = await call.call(provider.endpoints["get"], record_id)
+            before = self._record(provider, provider.endpoints["get"], before_resp)
+        response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
+        record: dict[str, Any] | None = None
+        if endpoint.returns == "record":
+            record = self._record(provider, endpoint, response)
+            new_id = _record_id(mapping, record, lookups)
+        elif endpoint.returns == "id":
+            new_id = str(get_path(_json(provider, response), endpoint.id_path))
+        else:
+            new_id = record_id
+        if not new_id or new_id == "None":
+            raise _unreadable(provider, response, "the id of the record")
+        changed = await provider.hooks.after_write(op, call, new_id, fields, before)
+        if record is None or changed:
+            # The provider answered with less than the whole record: read it back.
+            get_ep = provider.endpoints["get"]
+            record = self._record(provider, get_ep, await call.call(get_ep, new_id))
+        headers = rate_limit_headers(provider, call.last_response or response)
+        if opts.format == "raw":
+            return Result(status=201 if op == "create" else 200, body=record, headers=headers)
+        return self._single(call, mapping, record, lookups, opts, 201 if op == "create" else 200, headers)
+
+    # ------------------------------------------------------------------ delete
+    async def delete(self, account: AccountLike, record_id: str, query: dict[str, Any]) -> Result:
+        opts = parse_options(query)
+        provider, mapping, call = self._open(account, "delete")
+        endpoint = provider.endpoints["delete"]
+        if opts.skip_api_call:
+            return Result(body=self._dry_run(call, endpoint, record_id, opts.remote_query, None))
+        answer = await provider.hooks.delete(call, record_id)
+        response = call.last_response
+        if answer is NotImplemented:
+            response = await call.call(endpoint, record_id, params=opts.remote_query)
+        assert response is not None
+        headers = rate_limit_headers(provider, response)
+        if opts.format == "raw":
+            return Result(raw=response.body or b"", content_type=response.content_type, headers=headers)
+        record = None
+        if endpoint.returns == "record" and response.body.strip():
+            try:
+                candidate = record_of(endpoint, response)
+            except ValueError:
+                candidate = None
+            if isinstance(candidate, dict) and candidate:
+                record = candidate
+        if record is None:
+            out: dict[str, Any] = {"id": record_id}
+            if opts.format == "debug":
+                return Result(body={"result": out, "debug": self._debug(call)}, headers=headers)
+            return Result(body=exclude_fields(out, opts.exclude_fields), headers=headers)
+        lookups = await self._lookups_for(provider, call)
+        result = self._single(call, mapping, record, lookups, opts, 200, headers)
+        if isinstance(result.body, dict) and "id" in result.body and not result.body["id"]:
+            result.body["id"] = record_id
+        return result
+
+    # ------------------------------------------------------------------ shaping
+    def _record(self, provider: Provider, endpoint: Endpoint, response: ProviderResponse) -> dict[str, Any]:
+        try:
+            record = get_path(response.json(), endpoint.record_path)
+        except ValueError:
+            raise _unreadable(provider, response, "a JSON record") from None
+        if not isinstance(record, dict):
+            raise _unreadable(provider, response, "a record")
+        return record
+
+    def _shape(self, unified: dict[str, Any], opts: Options) -> dict[str, Any]:
+        if opts.format == "normalized":
+            unified = normalize(unified)
+        elif opts.ignore_remote_data:
+            unified.pop("remote_data", None)
+        return exclude_fields(unified, opts.exclude_fields) if opts.exclude_fields else unified
+
+    def _single(
+        self,
+        call: ProviderCall,
+        mapping: CompiledMapping,
+        record: dict[str, Any],
+        lookups: Lookups,
+        opts: Options,
+        status: int,
+        headers: dict[str, str],
+    ) -> Result:
+        unified = mapping.to_unified(mapping.provider.hooks.after_read(record), lookups)
+        unified["remote_data"] = record
+        shaped = self._shape(unified, opts)
+        if opts.format == "debug":
+            return Result(status=status, body={"result": shaped, "debug": self._debug(call)}, headers=headers)
+        return Result(status=status, body=shaped, headers=headers)
+
+    def _debug(self, call: ProviderCall) -> dict[str, Any]:
+        exchanges = call.debug_exchanges()
+        last = exchanges[-1] if exchanges else None
+        data = None
+        if call.last_response is not None:
+            data = call.redact(call.last_response.json_or_text())
+        return {
+            "requestUrl": last.url if last else None,
+            "requestOptions": _options(last) if last else None,
+            "data": data,
+            "responseHeaders": last.response_headers if last else None,
+            "requests": [_options(e) | {"url": e.url, "status": e.status} for e in exchanges],
+        }
+
+    def _dry_run(
+        self, call: ProviderCall, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any
+    ) -> dict[str, Any]:
+        planned = call.plan(endpoint, record_id, params, body)
+        return {
+            "result": None,
+            "debug": None,
+            "truto_skip_api_call": True,
+            "request": {"url": planned.url, **_options(planned)},
+        }
+
+
+def _options(exchange: Exchange) -> dict[str, Any]:
+    return {"method": exchange.method, "headers": exchange.headers, "query": dict(exchange.params), "body": exchange.body}
+
+
+def _json(provider: Provider, response: ProviderResponse) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise _unreadable(provider, response, "JSON") from None
+
+
+def _unreadable(provider: Provider, response: ProviderResponse, wanted: str) -> ApiError:
+    return ApiError(
+        502,
+        f"{provider.label} answered HTTP {response.status} without {wanted}; the answer could not be read. "
+        "Nothing was retried. Try again later.",
+        remote=True,
+        raw_response=response.json_or_text(),
+    )
+
+
+def _record_id(mapping: CompiledMapping, record: Mapping[str, Any], lookups: Lookups) -> str | None:
+    value = mapping.to_unified(record, lookups).get("id")
+    return None if value is None else str(value)
+
+
+def _residual_filter(filters: list[Filter]) -> Callable[[dict[str, Any]], bool] | None:
+    """Engine-side filtering for filters the provider cannot apply (compared in UTC)."""
+    if not filters:
+        return None
+    from unicrm.providers.declaration import parse_iso_datetime
+
+    def check(record: dict[str, Any]) -> bool:
+        for flt in filters:
+            value = record.get(flt.field)
+            if value is None:
+                return False
+            try:
+                moment = parse_iso_datetime(str(value))
+            except ValueError:
+                return False
+            if flt.op == "gt" and not moment > flt.moment:
+                return False
+            if flt.op == "gte" and not moment >= flt.moment:
+                return False
+            if flt.op == "lt" and not moment < flt.moment:
+                return False
+            if flt.op == "lte" and not moment <= flt.moment:
+                return False
+        return True
+
+    return check

@@ -1,0 +1,105 @@
+"""Auth flows by short name: each turns an account's context into request headers.
+
+OAuth2 flows also know when the access token needs refreshing and how to refresh it; the
+engine serialises refreshes per account through the store (one at a time, across processes).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from unicrm.engine.errors import ApiError
+from unicrm.outbound.http import send
+from unicrm.outbound.pool import SessionPool
+from unicrm.providers.declaration import Auth
+
+HeaderBuilder = Callable[[Auth, Mapping[str, Any]], dict[str, str]]
+
+
+def _bearer(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {context.get(auth.token_key, '')}"}
+
+
+def _basic(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:
+    user = str(context.get(auth.username_key or "username", ""))
+    password = str(context.get(auth.password_key, "")) if auth.password_key else ""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+AUTH_FLOWS: dict[str, HeaderBuilder] = {"bearer": _bearer, "basic": _basic, "oauth2": _bearer}
+
+
+def auth_headers(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:
+    """Headers that authenticate a request for this account."""
+    return AUTH_FLOWS[auth.scheme](auth, context)
+
+
+def needs_refresh(auth: Auth, context: Mapping[str, Any]) -> bool:
+    """True when an OAuth2 access token is missing or expires within the refresh margin."""
+    if auth.scheme != "oauth2" or not context.get("refresh_token"):
+        return False
+    expires_at = context.get("expires_at")
+    if not context.get(auth.token_key):
+        return True
+    if expires_at is None:
+        return False
+    try:
+        return float(expires_at) - auth.refresh_margin_s <= time.time()
+    except (TypeError, ValueError):
+        return True
+
+
+def token_url(auth: Auth, context: Mapping[str, Any]) -> str:
+    """The token endpoint: the account's `token_url` setting, else the declared one."""
+    url = context.get("token_url") or auth.token_url
+    if not url:
+        raise ApiError(500, "This integration declares OAuth2 without a token URL.")
+    return str(url).format(**{k: v for k, v in context.items() if isinstance(v, str)})
+
+
+async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Exchange the refresh token for a new access token; returns the new context.
+
+    A provider that rotates refresh tokens returns a new one, which replaces the old; one that
+    does not keeps the old refresh token valid, so it is kept.
+    """
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": str(context.get("refresh_token", "")),
+        "client_id": str(context.get("client_id", "")),
+        "client_secret": str(context.get("client_secret", "")),
+    }
+    url = token_url(auth, context)
+    session = pool.session_for(url)
+    async with session.post(url, data=form, headers={"Accept": "application/json"}) as resp:
+        status = resp.status
+        try:
+            data = await resp.json(content_type=None)
+        except ValueError:
+            data = None
+    if status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+        raise RefreshRefused(status, data)
+    new = dict(context)
+    new[auth.token_key] = data["access_token"]
+    if data.get("refresh_token"):
+        new["refresh_token"] = data["refresh_token"]
+    if data.get("expires_in") is not None:
+        new["expires_at"] = time.time() + float(data["expires_in"])
+    return new
+
+
+class RefreshRefused(Exception):
+    """The provider refused to refresh the token: the account must be reconnected."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"refresh refused with HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+# `send` is re-exported for hooks that need a raw call outside an account context.
+__all__ = ["AUTH_FLOWS", "RefreshRefused", "auth_headers", "needs_refresh", "refresh_oauth2", "send"]

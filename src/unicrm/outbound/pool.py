@@ -1,0 +1,47 @@
+"""One pooled aiohttp session per provider host, reused for the server's lifetime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Outbound timeouts in seconds; a provider that exceeds them answers 504."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+class SessionPool:
+    """Keeps one `aiohttp.ClientSession` per scheme://host:port.
+
+    A session per host keeps each provider's keep-alive connections together and lets a slow
+    provider exhaust only its own connection limit.
+    """
+
+    def __init__(self, timeouts: Timeouts | None = None, limit_per_host: int = 64) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self._limit_per_host = limit_per_host
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session_for(self, url: str) -> aiohttp.ClientSession:
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit_per_host, ttl_dns_cache=300, enable_cleanup_closed=True)
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read)
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+            self._sessions[key] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

@@ -1,0 +1,229 @@
+"""Capsule CRM (API v2): projects are `kases`.
+
+Facts: shared/reference/providers-capsule-insightly-pipeliner.md §1. Bearer token (a personal
+token, or an OAuth2 token that is refreshed at /oauth/token), `{"kase": ...}` envelopes,
+page/perPage paging with a Link header, integer ids, a project belongs to one main `party`
+(an organisation or a person), and needs an owner or a team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from unicrm.providers.declaration import (
+    Auth,
+    ContextField,
+    ConversionError,
+    DateOnly,
+    DateTimeFormat,
+    Difference,
+    Endpoint,
+    Enum,
+    Errors,
+    Field,
+    FieldError,
+    IdString,
+    Lookup,
+    Lookups,
+    NativeFilter,
+    Pagination,
+    Provider,
+    RateLimitHeaders,
+    Ref,
+    iso_utc,
+)
+
+EMBED = {"embed": "tags,fields"}
+
+
+def _party_name(party: Mapping[str, Any]) -> str | None:
+    if party.get("name"):
+        return str(party["name"])
+    full = " ".join(str(p) for p in (party.get("firstName"), party.get("lastName")) if p)
+    return full or None
+
+
+def _party_of(kind: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
+    party = record.get("party")
+    if not isinstance(party, Mapping) or party.get("type") != kind or party.get("id") is None:
+        return None
+    return {"id": str(party["id"]), "name": _party_name(party)}
+
+
+def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _party_of("organisation", record)
+
+
+def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    person = _party_of("person", record)
+    return [person] if person else []
+
+
+def _party_id(value: Any) -> dict[str, Any]:
+    return {"party": None if value is None else {"id": IdString(numeric=True).write(value["id"], {})}}
+
+
+def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    return _party_id(value)
+
+
+def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if not value:
+        return {}
+    if len(value) > 1:
+        raise ConversionError("Capsule links a project to one main party: send a single contact (or an account)")
+    return _party_id(value[0])
+
+
+def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    opp = record.get("opportunity")
+    if not isinstance(opp, Mapping) or opp.get("id") is None:
+        return []
+    return [{"id": str(opp["id"]), "name": opp.get("name")}]
+
+
+def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if not value:
+        return {"opportunity": None}
+    if len(value) > 1:
+        raise ConversionError("Capsule links a project to at most one opportunity")
+    return {"opportunity": {"id": IdString(numeric=True).write(value[0]["id"], {})}}
+
+
+def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    tags = record.get("tags")
+    if not isinstance(tags, list):
+        return []
+    return [{"id": str(t.get("id")), "name": t.get("name")} for t in tags if isinstance(t, Mapping)]
+
+
+def write_tags(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    # Capsule attaches tags by name (creating them if needed) or by id.
+    out = []
+    for tag in value or []:
+        out.append({"name": tag["name"]} if tag.get("name") else {"id": IdString(numeric=True).write(tag["id"], {})})
+    return {"tags": out}
+
+
+def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    fields = record.get("fields")
+    if not isinstance(fields, list):
+        return None
+    out: dict[str, Any] = {}
+    for item in fields:
+        if not isinstance(item, Mapping):
+            continue
+        definition = item.get("definition") or {}
+        key = definition.get("name") or str(definition.get("id"))
+        out[str(key)] = item.get("value")
+    return out
+
+
+def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    ids = lookups.get("field_definitions", {})
+    out = []
+    for key, field_value in (value or {}).items():
+        if str(key).isdigit():
+            definition_id = int(key)
+        elif key in ids:
+            definition_id = int(ids[key])
+        else:
+            known = ", ".join(sorted(ids)) or "none"
+            raise ConversionError(f"{key!r} is not a Capsule project field; known fields: {known}")
+        out.append({"definition": {"id": definition_id}, "value": field_value})
+    return {"fields": out}
+
+
+def since_filter(op: str, moment: Any) -> Mapping[str, Any]:
+    # Capsule's `since` returns records changed after the instant; gt and gte differ only at
+    # the exact instant, which Capsule's second-resolution timestamps make moot.
+    return {"since": iso_utc(moment)}
+
+
+def field_errors(body: Any) -> list[FieldError]:
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    if not isinstance(errors, list):
+        return []
+    return [FieldError(str(e.get("field", "")), str(e.get("message", ""))) for e in errors if isinstance(e, Mapping)]
+
+
+PROVIDER = Provider(
+    name="capsule",
+    label="Capsule CRM",
+    docs_url="https://developer.capsulecrm.com/v2/operations/Project",
+    base_url="https://api.capsulecrm.com/api/v2",
+    context=(
+        ContextField("access_token", "A personal access token or an OAuth2 access token", secret=True),
+        ContextField("refresh_token", "OAuth2 refresh token (OAuth accounts only)", required=False, secret=True),
+        ContextField("client_id", "OAuth2 client id (OAuth accounts only)", required=False),
+        ContextField("client_secret", "OAuth2 client secret (OAuth accounts only)", required=False, secret=True),
+        ContextField("expires_at", "Access token expiry, epoch seconds (OAuth accounts only)", required=False),
+        ContextField("token_url", "OAuth2 token endpoint override", required=False),
+        ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
+    ),
+    auth=Auth("oauth2", token_key="access_token", token_url="https://api.capsulecrm.com/oauth/token"),
+    headers={"Accept": "application/json"},
+    endpoints={
+        "list": Endpoint("GET", "/kases", query=EMBED),
+        "get": Endpoint("GET", "/kases/{id}", query=EMBED, record_path="kase"),
+        "create": Endpoint("POST", "/kases", query=EMBED, wrap="kase", record_path="kase"),
+        "update": Endpoint("PUT", "/kases/{id}", query=EMBED, wrap="kase", record_path="kase"),
+        "delete": Endpoint("DELETE", "/kases/{id}", returns="nothing"),
+    },
+    list_path="kases",
+    pagination=Pagination("link_header", size_param="perPage", page_param="page", max_size=100, default_size=50),
+    fields=(
+        Field("id", read="id", conv=IdString()),
+        Field("name", read="name", write="name", required=("create",)),
+        Field("description", read="description", write="description"),
+        Field(
+            "status",
+            read="status",
+            write="status",
+            conv=Enum({"OPEN": "open", "CLOSED": "closed"}),
+            note="Capsule has two statuses, OPEN and CLOSED",
+        ),
+        Field("close_date", read="expectedCloseOn", write="expectedCloseOn", conv=DateOnly()),
+        Field("owner", read="owner", write="owner", conv=Ref(numeric=True), remote_fields=("owner", "team")),
+        # contact before account: both write `party`, and a declared-later field wins.
+        Field("contact", read=read_contact, write=write_contact, remote_fields=("party",)),
+        Field("account", read=read_account, write=write_account, remote_fields=("party",)),
+        Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("opportunity",)),
+        Field("stage", read="stage", conv=Ref()),
+        Field("tags", read=read_tags, write=write_tags, remote_fields=("tags",), note="tags are attached by name or id"),
+        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("fields",)),
+        Field("created_at", read="createdAt", conv=DateTimeFormat()),
+        Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
+        Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),
+    ),
+    required_any={"create": [("account", "contact"), ("owner",)]},
+    exclusive=[("account", "contact")],
+    filters=(NativeFilter("updated_at", ("gt", "gte"), since_filter),),
+    errors=Errors(field_errors=field_errors),
+    rate_limit=RateLimitHeaders(
+        limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", reset="X-RateLimit-Reset", reset_kind="epoch", window_s=3600
+    ),
+    lookups=(
+        Lookup(
+            "field_definitions",
+            Endpoint("GET", "/kases/fields/definitions", query={"perPage": 100}),
+            records_path="definitions",
+            key="name",
+            value="id",
+        ),
+    ),
+    differences=(
+        Difference("account", "create", "supported", "required (or a contact)", "Capsule requires a main party on every project"),
+        Difference("contact", "create", "supported", "required (or an account), at most one",
+                   "the contact is the project's main party; Capsule holds one"),
+        Difference("owner", "create", "supported", "required (or team in remote_data)", "Capsule requires an owner or a team"),
+        Difference("status", "create", "open, closed", "open, closed", "same as Truto; other unified statuses are refused"),
+        Difference("opportunity", "create", "supported", "at most one", "Capsule links one opportunity per project"),
+        Difference("close_date", "create", "supported", "date only", "Capsule stores expectedCloseOn as a date"),
+    ),
+    notes=(
+        "Tags are attached on write; detaching needs remote_data tags with _delete.",
+        "contact reads the main party when it is a person; additional parties are not read.",
+    ),
+)

@@ -1,0 +1,460 @@
+"""The vocabulary a provider module uses to declare everything about its API.
+
+A provider module builds one `Provider` from these parts: where the API lives and how it
+authenticates, its endpoints, how it pages, how each unified field maps in both directions,
+which fields it requires, which filters it honours natively, how its errors and rate-limit
+headers read. The engine (`unicrm.engine`) only ever reads these declarations; behaviour a
+declaration cannot express goes into a `Hooks` object defined in the provider's own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from unicrm.engine.calls import ProviderCall
+
+Lookups = Mapping[str, Mapping[str, Any]]
+Op = Literal["list", "get", "create", "update", "delete"]
+WRITE_OPS: tuple[Op, ...] = ("create", "update")
+
+
+class ConversionError(ValueError):
+    """A unified value that cannot be turned into the provider's form (message says why)."""
+
+
+# --------------------------------------------------------------------------- converters
+class Converter:
+    """Turns one value from the provider's form to the unified one and back.
+
+    `read` never sees None (the compiled mapping skips missing values); `write` may raise
+    `ConversionError` with a message that tells the caller what to send instead.
+    """
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        return value
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return value
+
+    def describe(self) -> str:
+        """A short note for the coverage table and meta endpoint."""
+        return ""
+
+
+class IdString(Converter):
+    """Provider ids (numbers or strings) become strings; `numeric` ids go back as ints."""
+
+    def __init__(self, numeric: bool = False) -> None:
+        self.numeric = numeric
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        return str(value)
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if not self.numeric:
+            return str(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConversionError(f"must be a numeric id, got {value!r}") from None
+
+
+def parse_iso_datetime(value: str) -> datetime:
+    """Parse ISO 8601 (date or date-time, `Z` or offset); naive values are taken as UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, milliseconds only when present."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DateOnly(Converter):
+    """Provider dates `YYYY-MM-DD` ⇄ unified date-times at midnight UTC."""
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        text = str(value)
+        return text[:10] + "T00:00:00Z" if len(text) >= 10 else text
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return parse_iso_datetime(str(value)).strftime("%Y-%m-%d")
+
+    def describe(self) -> str:
+        return "date only: the time is dropped on write, reads give midnight UTC"
+
+
+class DateTimeFormat(Converter):
+    """Provider date-times in a fixed format (UTC) ⇄ ISO 8601 `Z`.
+
+    Reading accepts anything `datetime.fromisoformat` does (space or `T`, offsets,
+    microseconds) so one converter serves `2025-03-02 09:41:57` and
+    `2019-02-01 13:17:03.495636+00:00` alike.
+    """
+
+    def __init__(self, write_format: str = "%Y-%m-%dT%H:%M:%SZ") -> None:
+        self.write_format = write_format
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        try:
+            return iso_utc(parse_iso_datetime(str(value)))
+        except ValueError:
+            return str(value)
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return parse_iso_datetime(str(value)).strftime(self.write_format)
+
+
+class Scale(Converter):
+    """Unified = provider × factor (Wethod keeps amounts in thousands)."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        try:
+            return float(value) * self.factor
+        except (TypeError, ValueError):
+            return None
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return value / self.factor
+
+    def describe(self) -> str:
+        return f"provider value × {self.factor:g}"
+
+
+class Number(Converter):
+    """Numbers that providers may send as strings."""
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        if isinstance(value, int | float):
+            return value
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+
+class Enum(Converter):
+    """A provider enum ⇄ unified status values.
+
+    `read_map` maps every provider value to the closest unified value (the original stays
+    in `remote_data`); `write_map` lists the unified values the provider accepts.
+    """
+
+    def __init__(self, read_map: Mapping[Any, str], write_map: Mapping[str, Any] | None = None) -> None:
+        self.read_map = dict(read_map)
+        self.write_map = dict(write_map) if write_map is not None else {v: k for k, v in read_map.items()}
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        return self.read_map.get(value, self.read_map.get(str(value).lower(), None))
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if value not in self.write_map:
+            allowed = ", ".join(self.write_map)
+            raise ConversionError(f"{value!r} is not accepted by this provider; accepted values: {allowed}")
+        return self.write_map[value]
+
+    def describe(self) -> str:
+        return "accepts " + ", ".join(self.write_map) if self.write_map else "read-only"
+
+
+class Ref(Converter):
+    """A nested provider object ⇄ unified `{id, name}`.
+
+    `name` is a key of the nested object or a callable computing the display name;
+    `write_as` is the provider form of a reference given its id (default `{"id": id}`).
+    """
+
+    def __init__(
+        self,
+        id_key: str = "id",
+        name: str | Callable[[Mapping[str, Any]], Any] | None = "name",
+        write_as: Callable[[str], Any] | None = None,
+        numeric: bool = False,
+    ) -> None:
+        self.id_key = id_key
+        self.name = name
+        self.numeric = numeric
+        self.write_as = write_as
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        if not isinstance(value, Mapping):
+            return {"id": str(value), "name": None}
+        ident = value.get(self.id_key)
+        if ident is None:
+            return None
+        name = self.name(value) if callable(self.name) else value.get(self.name) if self.name else None
+        return {"id": str(ident), "name": name}
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        ident = value["id"]
+        if self.numeric:
+            ident = IdString(numeric=True).write(ident, lookups)
+        return self.write_as(ident) if self.write_as else {self.id_key: ident}
+
+
+# --------------------------------------------------------------------------- fields
+ReadFn = Callable[[Mapping[str, Any], Lookups], Any]
+WriteFn = Callable[[Any, Lookups], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one unified field maps to the provider.
+
+    `read` is a dotted path into the provider record, or a function of (record, lookups);
+    `write` is a dotted path the (converted) value is written to, or a function returning a
+    fragment that is deep-merged into the provider body. `conv` converts in both directions
+    when `read`/`write` are paths. `required` names the operations that need the field.
+    `remote_fields` are the provider keys a write touches (derived from a `write` path), used to
+    name provider field errors back in unified terms.
+    """
+
+    unified: str
+    read: str | ReadFn | None = None
+    write: str | WriteFn | None = None
+    conv: Converter | None = None
+    required: tuple[Op, ...] = ()
+    write_ops: tuple[Op, ...] = WRITE_OPS
+    remote_fields: tuple[str, ...] = ()
+    note: str = ""
+
+    def writes_on(self, op: Op) -> bool:
+        return self.write is not None and op in self.write_ops
+
+    def provider_keys(self) -> tuple[str, ...]:
+        if self.remote_fields:
+            return self.remote_fields
+        if isinstance(self.write, str):
+            return (self.write.split(".")[0],)
+        if isinstance(self.read, str):
+            return (self.read.split(".")[0],)
+        return ()
+
+
+# --------------------------------------------------------------------------- endpoints
+@dataclass(frozen=True)
+class Endpoint:
+    """One provider call.
+
+    `path` may hold `{id}` (URL-encoded record id). `query` is static query (or body, for
+    `params_in="body"`) merged first. `wrap` wraps a write body (`{"kase": body}`);
+    `record_path` finds the record in the answer (`kase`, `data`); `id_in_body` puts the id
+    into the body instead of (or as well as) the path (`PUT /Projects` with `PROJECT_ID`).
+    `returns` says what a write answers with: the whole record, only an id (at `id_path`),
+    or nothing; anything short of a record is read back with the `get` endpoint.
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, Any] = field(default_factory=dict)
+    params_in: Literal["query", "body"] = "query"
+    wrap: str | None = None
+    record_path: str | None = None
+    id_in_body: str | None = None
+    returns: Literal["record", "id", "nothing"] = "record"
+    id_path: str | None = None
+
+
+# --------------------------------------------------------------------------- pagination
+@dataclass(frozen=True)
+class Pagination:
+    """How the provider pages a list. `style` picks a paginator from the engine's registry.
+
+    Styles: `link_header` (page + size params, next page from an RFC 5988 Link header),
+    `cursor` (size param, cursor param, next cursor and has-more at body paths), `offset`
+    (offset + limit params, a short page ends), `page_number` (page + size params; a short
+    page, or a `last_page_path` value, ends).
+    """
+
+    style: Literal["link_header", "cursor", "offset", "page_number"]
+    size_param: str | None
+    max_size: int
+    default_size: int
+    page_param: str | None = None
+    offset_param: str | None = None
+    cursor_param: str | None = None
+    next_cursor_path: str | None = None
+    has_more_path: str | None = None
+    last_page_path: str | None = None
+    first_page: int = 1
+
+
+# --------------------------------------------------------------------------- auth
+@dataclass(frozen=True)
+class ContextField:
+    """One key of an integrated account's `context` (credentials or instance settings)."""
+
+    name: str
+    description: str
+    required: bool = True
+    secret: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How requests authenticate. `scheme` picks an auth flow from the outbound registry.
+
+    Schemes: `bearer` (token from `token_key`), `basic` (`username_key`, `password_key`;
+    a missing password key means an empty password), `oauth2` (bearer access token that is
+    refreshed at `token_url` with the refresh token, rotating it when the provider does).
+    """
+
+    scheme: Literal["bearer", "basic", "oauth2"]
+    token_key: str = "access_token"
+    username_key: str | None = None
+    password_key: str | None = None
+    token_url: str | None = None
+    refresh_margin_s: int = 120
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The provider's rate-limit headers, normalized to `ratelimit-*` on our answers.
+
+    `reset_kind`: `epoch` (UTC epoch seconds), `seconds` (seconds from now), `datetime`
+    (an ISO timestamp).
+    """
+
+    limit: str | None = None
+    remaining: str | None = None
+    reset: str | None = None
+    reset_kind: Literal["epoch", "seconds", "datetime"] = "epoch"
+    retry_after: str | None = "Retry-After"
+    window_s: int | None = None
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A provider validation error about one provider field."""
+
+    remote_field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Errors:
+    """How to read the provider's error bodies.
+
+    `message` extracts a human message (default: common keys); `field_errors` extracts
+    per-field validation errors, named back to unified fields by the engine.
+    """
+
+    message: Callable[[Any], str | None] | None = None
+    field_errors: Callable[[Any], list[FieldError]] | None = None
+
+
+@dataclass(frozen=True)
+class NativeFilter:
+    """A unified filter the provider applies itself: `build(op, moment)` gives the params."""
+
+    field: str
+    ops: tuple[str, ...]
+    build: Callable[[str, datetime], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Reference data read once per account and cached (currencies, custom-field definitions).
+
+    The result is `{key: value}` built from the records at `records_path`; converters and
+    hooks see every lookup of the provider in their `lookups` argument.
+    """
+
+    name: str
+    endpoint: Endpoint
+    records_path: str | None
+    key: str
+    value: str
+    ttl_s: int = 300
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where the provider's real API differs from Truto's matrix (seed 000), and why."""
+
+    field: str
+    op: str
+    truto: str
+    ours: str
+    why: str
+
+
+class Hooks:
+    """Code for what a declaration cannot say; subclass it in the provider's module.
+
+    Every method has a do-nothing default, so a provider overrides only what it needs.
+    """
+
+    #: Read the record before an update, so `after_write` can diff relations against it.
+    needs_before_update: bool = False
+
+    async def after_write(
+        self, op: Op, call: ProviderCall, record_id: str, unified: Mapping[str, Any], before: Mapping[str, Any] | None
+    ) -> bool:
+        """Follow-up calls after a create/update (relations the main call cannot set).
+
+        Returns True when it changed the record, so the engine reads it back.
+        """
+        return False
+
+    async def delete(self, call: ProviderCall, record_id: str) -> Any:
+        """Override the delete call; return the provider's answer, or NotImplemented."""
+        return NotImplemented
+
+    def after_read(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Adjust a provider record before mapping (rarely needed)."""
+        return record
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything about one provider's projects API."""
+
+    name: str
+    label: str
+    docs_url: str
+    base_url: str
+    context: tuple[ContextField, ...]
+    auth: Auth
+    endpoints: Mapping[Op, Endpoint]
+    pagination: Pagination
+    fields: tuple[Field, ...]
+    list_path: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Groups of fields of which at least one is required on an operation.
+    required_any: Mapping[Op, Sequence[tuple[str, ...]]] = field(default_factory=dict)
+    #: Groups of fields of which at most one may be sent (they write the same provider key).
+    exclusive: Sequence[tuple[str, ...]] = ()
+    #: Provider-body keys set on create when the mapped body lacks them: a constant, or a
+    #: function of (context, lookups) for defaults that depend on the account.
+    create_defaults: Mapping[str, Any] = field(default_factory=dict)
+    filters: tuple[NativeFilter, ...] = ()
+    errors: Errors = field(default_factory=Errors)
+    rate_limit: RateLimitHeaders = field(default_factory=RateLimitHeaders)
+    lookups: tuple[Lookup, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    notes: tuple[str, ...] = ()
+
+    def field(self, unified: str) -> Field | None:
+        for f in self.fields:
+            if f.unified == unified:
+                return f
+        return None
+

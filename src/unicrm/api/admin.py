@@ -1,0 +1,241 @@
+"""`/integration` and `/integrated-account` routes (PRODUCT §4).
+
+Context secrets are validated against the integration's declared context, encrypted by the
+store, and never returned: responses list which secret keys are set, not their values.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from unicrm.api.querystring import QueryStringError, parse_query
+from unicrm.api.responses import JSONResponse
+from unicrm.api.state import AppState
+from unicrm.engine.errors import ApiError, bad_request, not_found
+from unicrm.providers.declaration import Provider
+from unicrm.store.database import Account
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.unicrm  # type: ignore[no-any-return]
+
+
+def integration_document(provider: Provider) -> dict[str, Any]:
+    """An integration and the JSON Schema of its account context."""
+    props = {}
+    for c in provider.context:
+        props[c.name] = {"type": "string", "description": c.description, "x-secret": c.secret}
+        if c.default is not None:
+            props[c.name]["default"] = c.default
+    return {
+        "name": provider.name,
+        "label": provider.label,
+        "documentation_link": provider.docs_url,
+        "authentication_method": provider.auth.scheme,
+        "operations": sorted(provider.endpoints),
+        "context_schema": {
+            "type": "object",
+            "properties": props,
+            "required": [c.name for c in provider.context if c.required],
+            "additionalProperties": False,
+        },
+    }
+
+
+def account_document(account: Account, provider: Provider | None) -> dict[str, Any]:
+    secret_keys = {c.name for c in provider.context if c.secret} if provider else set(account.context)
+    return {
+        "id": account.id,
+        "tenant_id": account.tenant_id,
+        "environment_id": account.environment_id,
+        "integration": {"name": account.integration, "label": provider.label if provider else account.integration},
+        "authentication_method": provider.auth.scheme if provider else None,
+        "context": {k: v for k, v in account.context.items() if k not in secret_keys},
+        "secrets_set": sorted(k for k in account.context if k in secret_keys),
+        "status": account.status,
+        "last_error": account.last_error,
+        "created_at": account.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": account.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def validate_context(provider: Provider, context: Any, *, partial: bool = False) -> dict[str, Any]:
+    """A context that fits the integration's declaration, or a 400 naming the keys."""
+    if not isinstance(context, dict):
+        raise bad_request("context must be an object of credentials and settings; see GET /integration/" + provider.name)
+    allowed = {c.name: c for c in provider.context}
+    unknown = sorted(k for k in context if k not in allowed)
+    if unknown:
+        raise bad_request(f"Unknown context key(s) for {provider.name}: {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
+    bad = sorted(k for k, v in context.items() if v is not None and not isinstance(v, str | int | float | bool))
+    if bad:
+        raise bad_request(f"Context values must be strings or numbers: {', '.join(bad)}.")
+    if not partial:
+        missing = [c.name for c in provider.context if c.required and not context.get(c.name)]
+        if missing:
+            raise bad_request(
+                f"Missing context key(s) for {provider.name}: {', '.join(missing)}.",
+                missing_required_body_fields={"description": "Context keys this integration needs", "value": missing},
+            )
+    return {k: v for k, v in context.items() if v is not None}
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def _provider(request: Request, name: Any) -> Provider:
+    providers = _state(request).engine.providers
+    if not isinstance(name, str) or name not in providers:
+        raise bad_request(f"integration must be one of {', '.join(sorted(providers))}; got {name!r}.")
+    return providers[name]
+
+
+async def list_integrations(request: Request) -> Response:
+    await _state(request).auth.environment_of(request)
+    providers = _state(request).engine.providers
+    result = [integration_document(p) for p in providers.values()]
+    return JSONResponse({"result": result, "next_cursor": None, "limit": len(result)})
+
+
+async def get_integration(request: Request) -> Response:
+    await _state(request).auth.environment_of(request)
+    name = request.path_params["name"]
+    provider = _state(request).engine.providers.get(name)
+    if provider is None:
+        raise not_found(f"No integration named {name!r}.")
+    return JSONResponse(integration_document(provider))
+
+
+async def create_account(request: Request) -> Response:
+    state = _state(request)
+    environment = await state.auth.environment_of(request)
+    body = await _json_body(request)
+    provider = _provider(request, body.get("integration"))
+    tenant = body.get("tenant_id") or ""
+    if not isinstance(tenant, str):
+        raise bad_request("tenant_id must be a string.")
+    context = validate_context(provider, body.get("context"))
+    account = await state.store.create_account(environment, provider.name, tenant, context)
+    return JSONResponse(account_document(account, provider), status_code=201)
+
+
+def _account_id(request: Request) -> str:
+    try:
+        return str(uuid.UUID(request.path_params["id"]))
+    except ValueError:
+        raise bad_request(f"The integrated account id must be a UUID; got {request.path_params['id']!r}.") from None
+
+
+async def _owned(request: Request) -> tuple[str, Account]:
+    state = _state(request)
+    environment = await state.auth.environment_of(request)
+    account = await state.store.get_account(_account_id(request), environment)
+    if account is None:
+        raise not_found("No such integrated account in this environment.")
+    return environment, account
+
+
+async def get_account(request: Request) -> Response:
+    _, account = await _owned(request)
+    return JSONResponse(account_document(account, _state(request).engine.providers.get(account.integration)))
+
+
+async def list_accounts(request: Request) -> Response:
+    state = _state(request)
+    environment = await state.auth.environment_of(request)
+    try:
+        query = parse_query(request.scope.get("query_string", b""))
+    except QueryStringError as exc:
+        raise bad_request(str(exc)) from None
+    limit_raw = query.get("limit", "100")
+    try:
+        limit = int(limit_raw if isinstance(limit_raw, str) else "x")
+    except ValueError:
+        raise bad_request(f"limit must be a whole number from 1 to 1000; got {limit_raw!r}.") from None
+    if not 1 <= limit <= 1000:
+        raise bad_request(f"limit must be a whole number from 1 to 1000; got {limit}.")
+    # Truto filters by `integration.name` (bracket form integration[name]) or integration_name.
+    integration = query.get("integration_name")
+    if isinstance(query.get("integration"), dict):
+        integration = query["integration"].get("name")
+    try:
+        accounts, cursor = await state.store.list_accounts(
+            environment,
+            limit=limit,
+            cursor=query.get("next_cursor") or None,
+            integration=integration if isinstance(integration, str) else None,
+            tenant_id=query.get("tenant_id") if isinstance(query.get("tenant_id"), str) else None,
+        )
+    except ValueError:
+        raise bad_request("next_cursor is not a valid cursor.") from None
+    providers = state.engine.providers
+    return JSONResponse(
+        {"result": [account_document(a, providers.get(a.integration)) for a in accounts], "next_cursor": cursor, "limit": limit}
+    )
+
+
+async def update_account(request: Request) -> Response:
+    state = _state(request)
+    environment, account = await _owned(request)
+    body = await _json_body(request)
+    provider = state.engine.providers.get(account.integration)
+    if provider is None:
+        raise ApiError(400, f"Integration {account.integration!r} is not available on this server.")
+    unknown = sorted(set(body) - {"tenant_id", "context"})
+    if unknown:
+        raise bad_request(f"Only tenant_id and context can be changed; got {', '.join(unknown)}.")
+    context = None
+    if "context" in body:
+        # Like Truto, a PATCH merges into the existing context (null removes a key).
+        patch = validate_context(provider, body["context"], partial=True)
+        removed = {k for k, v in (body["context"] or {}).items() if v is None}
+        context = {k: v for k, v in {**account.context, **patch}.items() if k not in removed}
+        validate_context(provider, context)
+    tenant = body.get("tenant_id")
+    if tenant is not None and not isinstance(tenant, str):
+        raise bad_request("tenant_id must be a string.")
+    updated = await state.store.update_account(
+        account.id,
+        environment,
+        tenant_id=tenant,
+        context=context,
+        status="active" if context is not None else None,
+        last_error=None if context is not None else account.last_error,
+    )
+    if updated is None:
+        raise not_found("No such integrated account in this environment.")
+    state.accounts.forget(account.id)
+    return JSONResponse(account_document(updated, provider))
+
+
+async def delete_account(request: Request) -> Response:
+    state = _state(request)
+    environment, account = await _owned(request)
+    await state.store.delete_account(account.id, environment)
+    state.accounts.forget(account.id)
+    return JSONResponse({"id": account.id})
+
+
+ROUTES = [
+    Route("/integration", list_integrations, methods=["GET"]),
+    Route("/integration/{name}", get_integration, methods=["GET"]),
+    Route("/integrated-account", list_accounts, methods=["GET"]),
+    Route("/integrated-account", create_account, methods=["POST"]),
+    Route("/integrated-account/{id}", get_account, methods=["GET"]),
+    Route("/integrated-account/{id}", update_account, methods=["PATCH"]),
+    Route("/integrated-account/{id}", delete_account, methods=["DELETE"]),
+]

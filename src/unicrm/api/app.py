@@ -1,0 +1,96 @@
+"""The ASGI application: routes, error rendering, start-up and shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from unicrm.api import admin, unified
+from unicrm.api.openapi import DOCS_PAGE, openapi_document
+from unicrm.api.responses import JSONResponse, error_response
+from unicrm.api.state import AppState
+from unicrm.engine.errors import ApiError, reason_phrase
+from unicrm.outbound.pool import Timeouts
+from unicrm.store.database import Store
+
+log = logging.getLogger("unicrm")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to start the server."""
+
+    database_url: str | None = None
+    data_dir: Path | None = None
+    timeouts: Timeouts = Timeouts()
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"No route {request.method} {request.url.path}. See /openapi.json.",
+               405: f"{request.method} is not allowed on {request.url.path}."}.get(exc.status_code, str(exc.detail))
+    return JSONResponse({"statusCode": exc.status_code, "error": reason_phrase(exc.status_code), "message": message},
+                        status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Logged with its traceback here; the client gets the unified shape and no internals.
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"statusCode": 500, "error": "Internal Server Error", "message": "unicrm hit an unexpected error; it was logged."},
+        status_code=500,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(DOCS_PAGE)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    """Build the application; the store opens (and migrates) when the server starts."""
+    config = config or ServerConfig()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await Store.open(config.database_url, config.data_dir)
+        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
+        try:
+            yield
+        finally:
+            await app.state.unicrm.close()
+
+    app = Starlette(
+        routes=[
+            *unified.ROUTES,
+            *admin.ROUTES,
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.state.openapi = openapi_document()
+    return app

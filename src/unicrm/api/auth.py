@@ -1,0 +1,42 @@
+"""Bearer API-token authentication, cached so a request costs no database round trip."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from starlette.requests import Request
+
+from unicrm.engine.errors import unauthorized
+from unicrm.store.database import Store
+
+TOKEN_CACHE_TTL_S = 60.0
+
+
+class TokenAuthenticator:
+    """Resolves `Authorization: Bearer <token>` to an environment id."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # sha256(token) -> (expires, environment id); the plaintext token is never kept.
+        self._cache: dict[str, tuple[float, str]] = {}
+
+    async def environment_of(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized(
+                "Missing API token: send the header 'Authorization: Bearer <api token>' "
+                "(create a token with `unicrm token create`)."
+            )
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached and cached[0] > now:
+            return cached[1]
+        environment = await self.store.authenticate_token(token)
+        if environment is None:
+            raise unauthorized("Invalid API token: it is unknown or was revoked. Create one with `unicrm token create`.")
+        self._cache[digest] = (now + TOKEN_CACHE_TTL_S, environment)
+        return environment

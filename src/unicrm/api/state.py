@@ -1,0 +1,42 @@
+"""What every request handler shares: the store, the engine, caches, the token check."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from unicrm.api.account_cache import AccountCache, StoreGateway
+from unicrm.api.auth import TokenAuthenticator
+from unicrm.engine.cursor import CursorCodec
+from unicrm.engine.operations import Engine
+from unicrm.outbound.pool import SessionPool, Timeouts
+from unicrm.providers import all_providers
+from unicrm.store.database import Store
+
+
+@dataclass
+class AppState:
+    """The server's long-lived parts, built once at start-up."""
+
+    store: Store
+    engine: Engine
+    accounts: AccountCache
+    auth: TokenAuthenticator
+    pool: SessionPool
+
+    @classmethod
+    def build(cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None) -> AppState:
+        pool = SessionPool(timeouts)
+        accounts = AccountCache(store)
+        engine = Engine(all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret))
+        accounts.listeners.append(engine.forget_account)
+        return cls(store=store, engine=engine, accounts=accounts, auth=TokenAuthenticator(store), pool=pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.store.close()
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """A purpose-specific key from the server secret (so cursors and storage use different keys)."""
+    return hashlib.sha256(purpose.encode() + b"\x00" + master).digest()

@@ -1,0 +1,175 @@
+"""`/unified/crm/projects` routes: auth, account resolution, idempotency, rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from unicrm.api.querystring import QueryStringError, parse_query
+from unicrm.api.responses import JSONResponse
+from unicrm.api.state import AppState
+from unicrm.engine.errors import ApiError, bad_request, not_found
+from unicrm.engine.meta import meta_document
+from unicrm.engine.operations import Result
+from unicrm.model import OPERATIONS
+from unicrm.store.database import Account
+
+BASE = "/unified/crm/projects"
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.unicrm  # type: ignore[no-any-return]
+
+
+def _query(request: Request) -> dict[str, Any]:
+    try:
+        return parse_query(request.scope.get("query_string", b""))
+    except QueryStringError as exc:
+        raise bad_request(f"Malformed query string: {exc}.") from None
+
+
+async def _account(request: Request, query: dict[str, Any]) -> Account:
+    state = _state(request)
+    environment = await state.auth.environment_of(request)
+    raw = query.get("integrated_account_id")
+    if isinstance(raw, list):
+        raw = raw[-1] if raw else None
+    if not raw or not isinstance(raw, str):
+        raise bad_request(
+            "integrated_account_id is required: add ?integrated_account_id=<uuid> (list accounts with GET /integrated-account)."
+        )
+    try:
+        account_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise bad_request(f"integrated_account_id must be a UUID; got {raw!r}.") from None
+    account = await state.accounts.get(account_id, environment)
+    if account is None:
+        raise not_found(f"No integrated account {account_id} in this environment. List yours with GET /integrated-account.")
+    return account
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("The request body is empty: send a JSON object with unified project fields.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+
+
+def render(result: Result) -> Response:
+    """An engine result as an HTTP response."""
+    if result.stream is not None:
+        return StreamingResponse(result.stream, media_type=result.content_type, headers=result.headers)
+    if result.raw is not None:
+        return Response(result.raw, status_code=result.status, media_type=result.content_type, headers=result.headers)
+    return JSONResponse(result.body, status_code=result.status, headers=result.headers)
+
+
+async def list_projects(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    return render(await _state(request).engine.list(account, query))
+
+
+async def get_project(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    return render(await _state(request).engine.get(account, request.path_params["id"], query))
+
+
+async def delete_project(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    return render(await _state(request).engine.delete(account, request.path_params["id"], query))
+
+
+async def create_project(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    body = await _body(request)
+    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query))
+
+
+async def update_project(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    body = await _body(request)
+    record_id = request.path_params["id"]
+    return await _idempotent(request, account, body, lambda: _state(request).engine.update(account, record_id, body, query))
+
+
+async def _idempotent(request: Request, account: Account, body: Any, run: Any) -> Response:
+    """Honour `Idempotency-Key` on writes: a repeat replays the first answer instead of writing twice."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return render(await run())
+    store = _state(request).store
+    method, path = request.method, request.url.path
+    request_hash = hashlib.sha256(orjson.dumps([request.url.query, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    hit = await store.idempotency_begin(account.environment_id, account.id, key, method, path, request_hash)
+    if hit is not None:
+        if hit.request_hash != request_hash:
+            raise ApiError(422, "This Idempotency-Key was already used with a different request; use a new key.")
+        if hit.state != "done" or hit.status_code is None:
+            raise ApiError(409, "A request with this Idempotency-Key is still in progress; retry in a moment.")
+        return Response(hit.body or b"", status_code=hit.status_code, media_type="application/json; charset=utf-8",
+                        headers={"idempotent-replayed": "true"})
+    try:
+        response = render(await run())
+    except ApiError as exc:
+        if exc.status in (502, 504):
+            # The outcome of the write is unknown: keep the answer so a retry cannot write twice.
+            await store.idempotency_finish(account.environment_id, key, method, path, exc.status, orjson.dumps(exc.body()))
+        else:
+            await store.idempotency_abort(account.environment_id, key, method, path)
+        raise
+    except BaseException:
+        await store.idempotency_abort(account.environment_id, key, method, path)
+        raise
+    await store.idempotency_finish(account.environment_id, key, method, path, response.status_code, bytes(response.body))
+    return response
+
+
+def _method(request: Request) -> str:
+    method = request.path_params["method"]
+    if method not in OPERATIONS:
+        raise bad_request(f"Unknown method {method!r}; meta is available for {', '.join(OPERATIONS)}.")
+    return str(method)
+
+
+async def meta_for_account(request: Request) -> Response:
+    query = _query(request)
+    account = await _account(request, query)
+    mapping = _state(request).engine.mappings.get(account.integration)
+    if mapping is None:
+        raise not_found(f"Integration {account.integration!r} is not available on this server.")
+    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+
+
+async def meta_for_integration(request: Request) -> Response:
+    await _state(request).auth.environment_of(request)
+    name = request.path_params["integration"]
+    mapping = _state(request).engine.mappings.get(name)
+    if mapping is None:
+        known = ", ".join(sorted(_state(request).engine.mappings))
+        raise not_found(f"No integration named {name!r}; available: {known}.")
+    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+
+
+ROUTES = [
+    Route(BASE, list_projects, methods=["GET"]),
+    Route(BASE, create_project, methods=["POST"]),
+    Route(BASE + "/meta/{method}", meta_for_account, methods=["GET"]),
+    Route(BASE + "/{integration}/meta/{method}", meta_for_integration, methods=["GET"]),
+    Route(BASE + "/{id}", get_project, methods=["GET"]),
+    Route(BASE + "/{id}", update_project, methods=["PATCH"]),
+    Route(BASE + "/{id}", delete_project, methods=["DELETE"]),
+]

@@ -1,0 +1,250 @@
+"""The `unicrm` command line (PRODUCT §5): serve, token create, emulate, demo, coverage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory; env UNICRM_DATABASE_URL)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: env UNICRM_DATA_DIR or ~/.local/share/unicrm)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unicrm", description="Self-hosted unified API for CRM projects.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    _add_db(serve)
+
+    token = sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create an API token and print it")
+    create.add_argument("--environment", default="default")
+    _add_db(create)
+
+    emulate = sub.add_parser("emulate", help="run provider emulators on loopback")
+    emulate.add_argument("providers", nargs="*", help="which emulators (default: all)")
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=0, help="first port (0: any free port)")
+    emulate.add_argument("--seed", type=int, default=1, help="seed of the sample data")
+    emulate.add_argument("--dataset-size", type=int, default=None, help="serve this many synthetic projects")
+    emulate.add_argument("--json", action="store_true", help="print one JSON line once ready")
+
+    demo = sub.add_parser("demo", help="server + all emulators + token + accounts, with a quickstart")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--json", action="store_true", help="print one JSON line once ready")
+    demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo database here (default: a temporary directory)")
+
+    coverage = sub.add_parser("coverage", help="write (or --check) docs/coverage.md from the declarations")
+    coverage.add_argument("--output", type=Path, default=Path("docs/coverage.md"))
+    coverage.add_argument("--check", action="store_true", help="fail if the file is not up to date")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "token":
+        return asyncio.run(_token_create(args))
+    if args.command == "emulate":
+        return _run_until_interrupted(_emulate(args))
+    if args.command == "demo":
+        return _run_until_interrupted(_demo(args))
+    if args.command == "coverage":
+        return _coverage(args)
+    return 2
+
+
+def _run_until_interrupted(coro: Any) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from unicrm.api.app import ServerConfig, create_app
+
+    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+async def _token_create(args: argparse.Namespace) -> int:
+    from unicrm.store.database import Store
+
+    store = await Store.open(args.database_url, args.data_dir)
+    try:
+        token = await store.create_api_token(args.environment)
+    finally:
+        await store.close()
+    print(token)
+    return 0
+
+
+async def _wait_forever() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _emulate(args: argparse.Namespace) -> None:
+    from unicrm.emulators import EMULATORS
+    from unicrm.emulators.base import start_emulators
+
+    names = args.providers or sorted(EMULATORS)
+    unknown = [n for n in names if n not in EMULATORS]
+    if unknown:
+        print(f"unknown emulator(s): {', '.join(unknown)}; available: {', '.join(sorted(EMULATORS))}", file=sys.stderr)
+        raise SystemExit(2)
+    running = await start_emulators(names, host=args.host, port=args.port, seed=args.seed, dataset_size=args.dataset_size)
+    try:
+        if args.json:
+            print(orjson.dumps({n: {"base_url": r.base_url, "context": r.context} for n, r in running.items()}).decode(), flush=True)
+        else:
+            for name, r in running.items():
+                print(f"{name}: {r.base_url}")
+                print(f"  context: {orjson.dumps(r.context).decode()}")
+            print("Ctrl-C to stop.", flush=True)
+        await _wait_forever()
+    finally:
+        for r in running.values():
+            await r.stop()
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from unicrm.api.app import ServerConfig, create_app
+    from unicrm.emulators import EMULATORS
+    from unicrm.emulators.base import start_emulators
+    from unicrm.store.database import Store
+
+    temp: tempfile.TemporaryDirectory[str] | None = None
+    data_dir = args.data_dir
+    if data_dir is None:
+        temp = tempfile.TemporaryDirectory(prefix="unicrm-demo-")
+        data_dir = Path(temp.name)
+    database_url = f"sqlite+aiosqlite:///{data_dir}/demo.db"
+    os.environ.setdefault("UNICRM_DATA_DIR", str(data_dir))
+    running = await start_emulators(sorted(EMULATORS), host="127.0.0.1", port=0, seed=args.seed)
+    store = await Store.open(database_url, data_dir)
+    token = await store.create_api_token("default")
+    environment = await store.ensure_environment("default")
+    accounts = {}
+    for name, r in running.items():
+        account = await store.create_account(environment, name, f"demo-{name}", r.context)
+        accounts[name] = account.id
+    await store.close()
+    config = uvicorn.Config(
+        create_app(ServerConfig(database_url=database_url, data_dir=data_dir)),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise SystemExit(f"the server did not start on {args.host}:{args.port}")
+        await asyncio.sleep(0.05)
+    base_url = f"http://{args.host}:{args.port}"
+    if args.json:
+        print(orjson.dumps({"base_url": base_url, "api_token": token, "integrated_accounts": accounts}).decode(), flush=True)
+    else:
+        print(_quickstart(base_url, token, accounts), flush=True)
+    try:
+        await task
+    finally:
+        for r in running.values():
+            await r.stop()
+        if temp is not None:
+            temp.cleanup()
+
+
+def _quickstart(base_url: str, token: str, accounts: dict[str, str]) -> str:
+    lines = [
+        f"unicrm demo is running at {base_url} (docs: {base_url}/docs). Ctrl-C to stop.",
+        "",
+        f"export UNICRM={base_url}",
+        f"export TOKEN={token}",
+    ]
+    for name, account_id in accounts.items():
+        lines.append(f"export {name.upper()}={account_id}")
+    first = next(iter(accounts))
+    acc = f"${first.upper()}"
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    lines += [
+        "",
+        "# list projects (every integration works the same; swap the account id)",
+    ]
+    for name in accounts:
+        lines.append(f'curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id=${name.upper()}&limit=5"')
+    lines += [
+        "",
+        f"# what {first} supports and requires on create",
+        f'curl -s {auth} "$UNICRM/unified/crm/projects/{first}/meta/create"',
+        "",
+        "# get one project, then its provider record untouched",
+        f'ID=$(curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id={acc}&limit=1" | python3 -c "import sys,json;print(json.load(sys.stdin)[\'result\'][0][\'id\'])")',
+        f'curl -s {auth} "$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}"',
+        f'curl -s {auth} "$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}&truto_response_format=raw"',
+        "",
+        "# update and delete it",
+        f'curl -s -X PATCH {auth} -H "Content-Type: application/json" -d \'{{"name": "Renamed by unicrm"}}\' '
+        f'"$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}"',
+        f'curl -s -X DELETE {auth} "$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}"',
+        "",
+        "# stream every project as NDJSON",
+        f'curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id={acc}&truto_response_format=stream" | head -3',
+        "",
+        "# create (see the meta endpoint for each integration's required fields; ids come from the sample data):",
+        f'curl -s {auth} "$UNICRM/unified/crm/projects/{first}/meta/create" | python3 -m json.tool | head -40',
+    ]
+    return "\n".join(lines)
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from unicrm.engine.mapping import compile_mapping
+    from unicrm.engine.meta import coverage_markdown
+    from unicrm.providers import all_providers
+
+    text = coverage_markdown({n: compile_mapping(p) for n, p in all_providers().items()})
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run `unicrm coverage`", file=sys.stderr)
+            return 1
+        print(f"{args.output} is up to date")
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,6 +32,8 @@ class UnifiedField:
     description: str
     response_only: bool = False
     enum: tuple[str, ...] | None = None
+    #: A reference may name its target instead of giving its id (tags are attached by name).
+    name_suffices: bool = False
 
 
 FIELDS: tuple[UnifiedField, ...] = (
@@ -47,7 +49,7 @@ FIELDS: tuple[UnifiedField, ...] = (
     UnifiedField("contact", "ref_list", "The project's contacts [{id, name}]"),
     UnifiedField("opportunity", "ref_list", "The project's opportunities [{id, name}]"),
     UnifiedField("stage", "ref", "The project's stage {id, name}", True),
-    UnifiedField("tags", "ref_list", "The project's tags [{id, name}]"),
+    UnifiedField("tags", "ref_list", "The project's tags [{id, name}]", name_suffices=True),
     UnifiedField("custom_fields", "object", "Custom fields {name or id: value}"),
     UnifiedField("created_at", "datetime", "When the project was created", True),
     UnifiedField("updated_at", "datetime", "When the project was last updated", True),

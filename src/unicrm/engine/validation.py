@@ -36,12 +36,12 @@ def _type_problem(spec: UnifiedField, value: Any) -> str | None:
         except ValueError:
             return f"must be an ISO 8601 date-time such as 2025-06-30T00:00:00Z, got {value!r}"
     elif kind == "ref":
-        return _ref_problem(value)
+        return _ref_problem(value, spec.name_suffices)
     elif kind == "ref_list":
         if not isinstance(value, list):
             return 'must be an array of objects like [{"id": "..."}]'
         for index, item in enumerate(value):
-            problem = _ref_problem(item)
+            problem = _ref_problem(item, spec.name_suffices)
             if problem:
                 return f"item {index} {problem}"
     elif kind == "object" and not isinstance(value, dict):
@@ -49,9 +49,11 @@ def _type_problem(spec: UnifiedField, value: Any) -> str | None:
     return None
 
 
-def _ref_problem(value: Any) -> str | None:
+def _ref_problem(value: Any, name_suffices: bool = False) -> str | None:
     if not isinstance(value, dict):
         return f'must be an object like {{"id": "..."}}, got {value!r}'
+    if name_suffices and "id" not in value and isinstance(value.get("name"), str) and value["name"]:
+        return None
     ident = value.get("id")
     if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
         return 'must have a non-empty "id" (string)'

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from unicrm.engine.errors import ApiError
-from unicrm.engine.mapping import CompiledMapping, get_path
+from unicrm.engine.mapping import CompiledMapping, deep_merge, get_path, set_path
 from unicrm.outbound.auth import RefreshRefused, auth_headers, needs_refresh, refresh_oauth2
 from unicrm.outbound.http import ProviderResponse, flatten_params, send
 from unicrm.outbound.pool import SessionPool
@@ -96,13 +96,27 @@ class ProviderCall:
         params = {**endpoint.query, **params}
         payload = body
         if endpoint.params_in == "body":
-            payload = {**params, **(payload or {})}
+            # RPC-style APIs take paging and filters in the body; dotted keys nest (`page.size`).
+            nested: dict[str, Any] = {}
+            for key, value in params.items():
+                set_path(nested, key, value) if isinstance(key, str) and "." in key else nested.__setitem__(key, value)
+            payload = deep_merge(nested, payload or {})
             params = {}
         if endpoint.id_in_body and record_id is not None:
-            payload = {**(payload or {}), endpoint.id_in_body: record_id}
+            payload = {**(payload or {}), endpoint.id_in_body: self.provider_id(record_id)}
         if endpoint.wrap and body is not None:
             payload = {endpoint.wrap: payload}
         return endpoint.method, self.url_for(endpoint, record_id), flatten_params(params), payload
+
+    def provider_id(self, record_id: str) -> Any:
+        """A unified id in the provider's own type (numeric ids go back as numbers)."""
+        fld = self.provider.field("id")
+        if fld is not None and fld.conv is not None:
+            try:
+                return fld.conv.write(record_id, {})
+            except ValueError:
+                return record_id
+        return record_id
 
     # ------------------------------------------------------------------ sending
     async def call(

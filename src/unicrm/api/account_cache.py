@@ -1,26 +1,77 @@
 """Integrated accounts (with decrypted context) cached in memory between requests.
 
-Changes made through this process invalidate the entry at once; changes made by another
-server process are seen after at most `ttl_s` seconds.
+A request then costs no database round trip for its account. The cache stays correct when an
+account changes:
+- in this process, the change invalidates the entry at once;
+- in other processes sharing PostgreSQL, every change is announced with `NOTIFY
+  unicrm_accounts, '<id>'` and each process `LISTEN`s and drops the entry;
+- with SQLite (processes on one machine), or if the listener connection is lost, an entry lives
+  at most `ttl_s` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import text
+
 from unicrm.store.database import Account, Store
+
+log = logging.getLogger("unicrm.accounts")
+CHANNEL = "unicrm_accounts"
 
 
 class AccountCache:
-    """Account lookups by id, scoped by environment, with a short time-to-live."""
+    """Account lookups by id, scoped by environment."""
 
-    def __init__(self, store: Store, ttl_s: float = 2.0) -> None:
+    def __init__(self, store: Store, ttl_s: float = 2.0, listened_ttl_s: float = 60.0) -> None:
         self.store = store
-        self.ttl_s = ttl_s
+        self._ttl_s = ttl_s
+        # With a live LISTEN connection, entries can live much longer: changes are pushed.
+        self._listened_ttl_s = listened_ttl_s
+        self._listening = False
+        self._listener: Any = None
         self._entries: dict[str, tuple[float, Account]] = {}
         self.listeners: list[Callable[[str], None]] = []
+
+    @property
+    def ttl_s(self) -> float:
+        return self._listened_ttl_s if self._listening else self._ttl_s
+
+    async def start(self) -> None:
+        """Listen for account changes from other processes (PostgreSQL only)."""
+        if self.store.dialect != "postgresql":
+            return
+        try:
+            import asyncpg
+
+            dsn = self.store.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(CHANNEL, self._on_notify)
+            self._listener.add_termination_listener(self._on_lost)
+            self._listening = True
+        except Exception:  # noqa: BLE001 - fall back to the short TTL, but say so
+            log.warning("cannot LISTEN for account changes; cached accounts expire after %.0f s", self._ttl_s, exc_info=True)
+            self._listening = False
+
+    async def stop(self) -> None:
+        self._listening = False
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self._drop(payload)
+
+    def _on_lost(self, connection: Any) -> None:
+        self._listening = False
+        self._entries.clear()
 
     async def get(self, account_id: str, environment_id: str) -> Account | None:
         now = time.monotonic()
@@ -36,15 +87,23 @@ class AccountCache:
             self._entries[account_id] = (now + self.ttl_s, account)
         return account if account.environment_id == environment_id else None
 
-    def put(self, account: Account) -> None:
-        self._entries[account.id] = (time.monotonic() + self.ttl_s, account)
-        self._notify(account.id)
+    async def changed(self, account: Account | str) -> None:
+        """An account was changed or deleted here: update this process and tell the others."""
+        account_id = account if isinstance(account, str) else account.id
+        if isinstance(account, str):
+            self._drop(account_id)
+        else:
+            self._entries[account_id] = (time.monotonic() + self.ttl_s, account)
+            self._notify_local(account_id)
+        if self.store.dialect == "postgresql":
+            async with self.store.engine.begin() as conn:
+                await conn.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": account_id})
 
-    def forget(self, account_id: str) -> None:
+    def _drop(self, account_id: str) -> None:
         self._entries.pop(account_id, None)
-        self._notify(account_id)
+        self._notify_local(account_id)
 
-    def _notify(self, account_id: str) -> None:
+    def _notify_local(self, account_id: str) -> None:
         for listener in self.listeners:
             listener(account_id)
 
@@ -55,6 +114,7 @@ class StoreGateway:
     def __init__(self, store: Store, cache: AccountCache) -> None:
         self.store = store
         self.cache = cache
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def refresh_context(
         self,
@@ -62,10 +122,16 @@ class StoreGateway:
         needs: Callable[[dict[str, Any]], bool],
         refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        account = await self.store.refresh_account_context(account_id, needs, refresh)
-        self.cache.put(account)
+        # One refresh at a time per account in this process (the store serialises processes),
+        # so a burst of requests on an expired token queues here instead of in the database.
+        lock = self._locks.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            account = await self.store.refresh_account_context(account_id, needs, refresh)
+        await self.cache.changed(account)
         return dict(account.context)
 
     async def mark_needs_reauth(self, account_id: str, message: str) -> None:
         await self.store.set_account_status(account_id, "needs_reauth", message)
-        self.cache.forget(account_id)
+        await self.cache.changed(account_id)
+
+

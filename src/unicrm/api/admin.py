@@ -218,7 +218,7 @@ async def update_account(request: Request) -> Response:
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
-    state.accounts.forget(account.id)
+    await state.accounts.changed(updated)
     return JSONResponse(account_document(updated, provider))
 
 
@@ -226,7 +226,7 @@ async def delete_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)
     await state.store.delete_account(account.id, environment)
-    state.accounts.forget(account.id)
+    await state.accounts.changed(account.id)
     return JSONResponse({"id": account.id})
 
 

@@ -76,6 +76,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
+        await app.state.unicrm.accounts.start()
         try:
             yield
         finally:

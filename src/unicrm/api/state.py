@@ -33,6 +33,7 @@ class AppState:
         return cls(store=store, engine=engine, accounts=accounts, auth=TokenAuthenticator(store), pool=pool)
 
     async def close(self) -> None:
+        await self.accounts.stop()
         await self.pool.close()
         await self.store.close()
 

@@ -1,0 +1,166 @@
+"""OAuth2 refresh under load: two server processes, one expired token, exactly one refresh.
+
+Runs against SQLite (a shared file) and PostgreSQL, for every provider whose emulator hands out
+an OAuth2 context (a refresh token and a token endpoint that rotates it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.harness import free_port
+from unicrm.emulators import EMULATORS
+from unicrm.emulators.base import EmulatorThread
+from unicrm.providers import all_providers
+from unicrm.store.database import Store
+
+PG_ADMIN = os.environ.get("UNICRM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _oauth_providers() -> list[str]:
+    names = []
+    for name in sorted(set(EMULATORS) & set(all_providers())):
+        if all_providers()[name].auth.scheme != "oauth2":
+            continue
+        with EmulatorThread([name], seed=3) as emulators:
+            if emulators.running[name].context.get("refresh_token"):
+                names.append(name)
+    return names
+
+
+OAUTH_PROVIDERS = _oauth_providers()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+        return
+    name = f"unicrm_oauth_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _serve(database_url: str, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unicrm.cli", "serve", "--port", str(port), "--database-url", database_url,
+         "--data-dir", str(data_dir), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
+            try:
+                async with session.get(url + "/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+async def _burst(urls: list[str], token: str, account: str, count: int) -> list[int]:
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> int:
+            url = f"{urls[i % len(urls)]}/unified/crm/projects?integrated_account_id={account}&limit=1"
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                await resp.read()
+                return resp.status
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def _refreshes(requests: list[dict[str, Any]]) -> int:
+    return sum(1 for r in requests if r["method"] == "POST" and ("token" in r["path"]))
+
+
+@pytest.mark.skipif(not OAUTH_PROVIDERS, reason="no emulator hands out an OAuth2 context")
+@pytest.mark.parametrize("provider", OAUTH_PROVIDERS or ["none"])
+async def test_one_refresh_across_two_processes(provider: str, database_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "UNICRM_SECRET_KEY": Fernet.generate_key().decode(), "UNICRM_DATA_DIR": str(tmp_path)}
+    os.environ["UNICRM_SECRET_KEY"] = env["UNICRM_SECRET_KEY"]
+    with EmulatorThread([provider], seed=3) as emulators:
+        running = emulators.running[provider]
+        context = dict(running.context)
+        context["expires_at"] = time.time() - 60  # expired: every request needs a fresh token
+        store = await Store.open(database_url, tmp_path)
+        try:
+            token = await store.create_api_token("default")
+            environment = await store.ensure_environment("default")
+            account = (await store.create_account(environment, provider, "t", context)).id
+        finally:
+            await store.close()
+        servers = [_serve(database_url, tmp_path, env) for _ in range(2)]
+        try:
+            for proc, url in servers:
+                await _wait_ready(url, proc)
+            urls = [url for _, url in servers]
+            control = running.base_url.split("/", 3)
+            control_url = "/".join(control[:3]) + "/_emulator/requests"
+            statuses = await _burst(urls, token, account, 40)
+            assert statuses == [200] * 40
+            async with aiohttp.ClientSession() as session, session.get(control_url) as resp:
+                log = await resp.json()
+            requests = log["requests"] if isinstance(log, dict) else log
+            assert _refreshes(requests) == 1
+
+            # The rotated refresh token was persisted: expire the access token again and the
+            # next refresh (with the new refresh token) succeeds.
+            store = await Store.open(database_url, tmp_path)
+            try:
+                current = await store.get_account(account)
+            finally:
+                await store.close()
+            assert current is not None and current.context["refresh_token"] != context["refresh_token"]
+            async with aiohttp.ClientSession() as session:
+                patch = {"context": {"expires_at": time.time() - 60}}
+                async with session.patch(f"{urls[0]}/integrated-account/{account}", json=patch,
+                                         headers={"Authorization": f"Bearer {token}"}) as resp:
+                    assert resp.status == 200, await resp.text()
+            await asyncio.sleep(2.5)  # with SQLite (no NOTIFY) the other process's cache entry expires
+            statuses = await _burst(urls, token, account, 10)
+            assert statuses == [200] * 10
+            async with aiohttp.ClientSession() as session, session.get(control_url) as resp:
+                log = await resp.json()
+            requests = log["requests"] if isinstance(log, dict) else log
+            assert _refreshes(requests) == 2
+        finally:
+            for proc, _ in servers:
+                proc.terminate()
+                proc.wait(timeout=10)

@@ -23,7 +23,7 @@ from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
 from unicrm.outbound.pool import SessionPool
-from unicrm.providers.declaration import Endpoint, Lookups, Op, Provider
+from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
 
 JSON = "application/json; charset=utf-8"
 NDJSON = "application/x-ndjson"
@@ -257,19 +257,23 @@ class Engine:
         provider, mapping, call = self._open(account, op)
         endpoint = provider.endpoints[op]
         fields, remote_data = validate_body(body, op, mapping)
-        lookups = {} if opts.skip_api_call and provider.lookups else await self._lookups_for(provider, call)
+        # Reference data (currencies, field definitions) is read even for a dry run: it is
+        # needed to map the body, and reading it changes nothing.
+        lookups = await self._lookups_for(provider, call)
         try:
             provider_body = mapping.to_provider(fields, op, lookups)
+            if op == "create" and provider.create_defaults:
+                # Defaults sit under the mapped body: whatever the client sent wins, key by key.
+                defaults = {k: (v(call.context, lookups) if callable(v) else v) for k, v in provider.create_defaults.items()}
+                provider_body = deep_merge(defaults, provider_body)
         except MappingError as exc:
             raise ApiError(
                 400,
                 f"Invalid field value(s): {exc.field} {exc.message}.",
                 insight={"invalid_fields": [{"field": exc.field, "message": exc.message}]},
             ) from None
-        if op == "create" and provider.create_defaults:
-            # Defaults sit under the mapped body: whatever the client sent wins, key by key.
-            defaults = {k: (v(call.context, lookups) if callable(v) else v) for k, v in provider.create_defaults.items()}
-            provider_body = deep_merge(defaults, provider_body)
+        except ConversionError as exc:
+            raise ApiError(400, f"{provider.label} needs a default this account cannot supply: {exc}.") from None
         deep_merge(provider_body, remote_data)
         if opts.skip_api_call:
             return Result(body=self._dry_run(call, endpoint, record_id, opts.remote_query, provider_body))

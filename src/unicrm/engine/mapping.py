@@ -81,7 +81,14 @@ def _compile_reader(fields: tuple[Field, ...], empty: Mapping[str, Any]) -> ToUn
         if fld.conv is not None:
             namespace[f"c{index}"] = fld.conv.read
             lines.append("    if v is not None:")
-            lines.append(f"        v = c{index}(v, lk)")
+            if fld.conv.fast_read is not None:
+                namespace[f"q{index}"] = fld.conv.fast_read
+                lines.append("        try:")
+                lines.append(f"            v = q{index}(v)")
+                lines.append("        except (ValueError, TypeError, AttributeError):")
+                lines.append(f"            v = c{index}(v, lk)")
+            else:
+                lines.append(f"        v = c{index}(v, lk)")
         default = empty.get(fld.unified)
         if default is None:
             lines.append(f"    out[{fld.unified!r}] = v")

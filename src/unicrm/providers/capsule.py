@@ -46,7 +46,7 @@ def _party_name(party: Mapping[str, Any]) -> str | None:
 
 def _party_of(kind: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
     party = record.get("party")
-    if not isinstance(party, Mapping) or party.get("type") != kind or party.get("id") is None:
+    if not isinstance(party, dict) or party.get("type") != kind or party.get("id") is None:
         return None
     return {"id": str(party["id"]), "name": _party_name(party)}
 
@@ -78,7 +78,7 @@ def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 
 def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
     opp = record.get("opportunity")
-    if not isinstance(opp, Mapping) or opp.get("id") is None:
+    if not isinstance(opp, dict) or opp.get("id") is None:
         return []
     return [{"id": str(opp["id"]), "name": opp.get("name")}]
 
@@ -95,7 +95,7 @@ def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
     tags = record.get("tags")
     if not isinstance(tags, list):
         return []
-    return [{"id": str(t.get("id")), "name": t.get("name")} for t in tags if isinstance(t, Mapping)]
+    return [{"id": str(t.get("id")), "name": t.get("name")} for t in tags if isinstance(t, dict)]
 
 
 def write_tags(value: Any, lookups: Lookups) -> Mapping[str, Any]:
@@ -112,7 +112,7 @@ def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
         return None
     out: dict[str, Any] = {}
     for item in fields:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         definition = item.get("definition") or {}
         key = definition.get("name") or str(definition.get("id"))

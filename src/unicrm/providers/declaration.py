@@ -44,9 +44,15 @@ class Converter:
         """A short note for the coverage table and meta endpoint."""
         return ""
 
+    #: Optional one-argument fast path for reads, inlined by the mapping compiler; it may
+    #: raise ValueError/TypeError/AttributeError, and then `read` handles the value.
+    fast_read: Callable[[Any], Any] | None = None
+
 
 class IdString(Converter):
     """Provider ids (numbers or strings) become strings; `numeric` ids go back as ints."""
+
+    fast_read = str
 
     def __init__(self, numeric: bool = False) -> None:
         self.numeric = numeric
@@ -82,8 +88,16 @@ def iso_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _midnight(value: str) -> str:
+    if len(value) != 10:
+        raise ValueError(value)
+    return value + "T00:00:00Z"
+
+
 class DateOnly(Converter):
     """Provider dates `YYYY-MM-DD` ⇄ unified date-times at midnight UTC."""
+
+    fast_read = staticmethod(_midnight)
 
     def read(self, value: Any, lookups: Lookups) -> Any:
         text = str(value)
@@ -96,6 +110,28 @@ class DateOnly(Converter):
         return "date only: the time is dropped on write, reads give midnight UTC"
 
 
+def to_iso_utc(text: str) -> str:
+    """Any ISO 8601 / `YYYY-MM-DD HH:MM:SS[.ffffff][Z|+00:00]` text → the `iso_utc` form.
+
+    String surgery handles the UTC forms providers actually send (this runs for every date of
+    every record); anything else (other offsets, odd formats) takes the full parse.
+    """
+    if len(text) == 20 and text[19] == "Z" and text[10] == "T":
+        return text
+    if len(text) >= 19 and text[4] == "-" and text[13] == ":" and text[10] in "T ":
+        head = text[:10] + "T" + text[11:19]
+        rest = text[19:]
+        if not rest or rest == "Z" or rest == "+00:00":
+            return head + "Z"
+        if rest[0] == ".":
+            frac = rest[1:-1] if rest[-1] == "Z" else rest[1:-6] if rest.endswith("+00:00") else ""
+            if frac.isdigit():
+                # iso_utc prints milliseconds only when the instant has a sub-second part.
+                frac6 = (frac + "00000")[:6]
+                return head + "Z" if frac6 == "000000" else head + "." + frac6[:3] + "Z"
+    return iso_utc(parse_iso_datetime(text))
+
+
 class DateTimeFormat(Converter):
     """Provider date-times in a fixed format (UTC) ⇄ ISO 8601 `Z`.
 
@@ -104,12 +140,14 @@ class DateTimeFormat(Converter):
     `2019-02-01 13:17:03.495636+00:00` alike.
     """
 
+    fast_read = staticmethod(to_iso_utc)
+
     def __init__(self, write_format: str = "%Y-%m-%dT%H:%M:%SZ") -> None:
         self.write_format = write_format
 
     def read(self, value: Any, lookups: Lookups) -> Any:
         try:
-            return iso_utc(parse_iso_datetime(str(value)))
+            return to_iso_utc(str(value))
         except ValueError:
             return str(value)
 
@@ -192,7 +230,7 @@ class Ref(Converter):
         self.write_as = write_as
 
     def read(self, value: Any, lookups: Lookups) -> Any:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):  # dict, not the Mapping ABC: this runs per record
             return {"id": str(value), "name": None}
         ident = value.get(self.id_key)
         if ident is None:

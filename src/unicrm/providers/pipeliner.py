@@ -38,11 +38,13 @@ DEFAULT_CURRENCY = "EUR"
 
 
 def _person_name(obj: Mapping[str, Any]) -> str | None:
-    for key in ("formatted_name", "name"):
-        if obj.get(key):
-            return str(obj[key])
-    full = " ".join(str(p) for p in (obj.get("first_name"), obj.get("last_name")) if p)
-    return full or None
+    name = obj.get("formatted_name") or obj.get("name")
+    if name:
+        return str(name)
+    first, last = obj.get("first_name"), obj.get("last_name")
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None
 
 
 def _ref(record: Mapping[str, Any], id_key: str, obj_key: str) -> Any:
@@ -50,7 +52,7 @@ def _ref(record: Mapping[str, Any], id_key: str, obj_key: str) -> Any:
     if not ident:
         return None
     obj = record.get(obj_key)
-    return {"id": str(ident), "name": _person_name(obj) if isinstance(obj, Mapping) else None}
+    return {"id": str(ident), "name": _person_name(obj) if isinstance(obj, dict) else None}
 
 
 def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -72,12 +74,12 @@ def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 def read_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
     out = []
     for rel in record.get("contact_relations") or []:
-        if not isinstance(rel, Mapping):
+        if not isinstance(rel, dict):
             continue  # an unexpanded relation URI carries no contact id
         contact = rel.get("contact")
-        ident = rel.get("contact_id") or (contact.get("id") if isinstance(contact, Mapping) else None)
+        ident = rel.get("contact_id") or (contact.get("id") if isinstance(contact, dict) else None)
         if ident:
-            out.append({"id": str(ident), "name": _person_name(contact) if isinstance(contact, Mapping) else None})
+            out.append({"id": str(ident), "name": _person_name(contact) if isinstance(contact, dict) else None})
     return out
 
 
@@ -88,7 +90,7 @@ def write_contacts(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 
 def read_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
     goal = record.get("revenue_goal")
-    if not isinstance(goal, Mapping) or not goal.get("currency_id"):
+    if not isinstance(goal, dict) or not goal.get("currency_id"):
         return None
     return lookups.get("currency_codes", {}).get(str(goal["currency_id"]))
 
@@ -129,7 +131,7 @@ def field_errors(body: Any) -> list[FieldError]:
         return []
     out = []
     for item in body.get("errors") or []:
-        if isinstance(item, Mapping) and item.get("field"):
+        if isinstance(item, dict) and item.get("field"):
             out.append(FieldError(str(item["field"]), str(item.get("message", ""))))
     if not out and body.get("field"):
         out.append(FieldError(str(body["field"]), str(body.get("message", ""))))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from unicrm.engine.errors import ApiError
-from unicrm.engine.mapping import CompiledMapping, deep_merge, get_path, set_path
+from unicrm.engine.mapping import CompiledMapping, deep_merge, get_path, set_path, unified_for_remote
 from unicrm.outbound.auth import RefreshRefused, auth_headers, needs_refresh, refresh_oauth2
 from unicrm.outbound.http import ProviderResponse, flatten_params, send
 from unicrm.outbound.pool import SessionPool
@@ -70,7 +70,7 @@ class ProviderCall:
         self.exchanges: list[Exchange] = []
         self.last_response: ProviderResponse | None = None
         self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
-        base = context.get("base_url") or provider.base_url.format_map(_Ctx(context))
+        base = context.get("base_url") or provider.base_url.format_map(self._template_context())
         self.base_url = str(base).rstrip("/")
 
     # ------------------------------------------------------------------ building requests
@@ -81,9 +81,16 @@ class ProviderCall:
         return self.base_url + path
 
     def headers(self) -> dict[str, str]:
-        out = {k: v.format_map(_Ctx(self.context)) for k, v in self.provider.headers.items()}
+        values = self._template_context()
+        out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
         out.update(auth_headers(self.provider.auth, self.context))
         return out
+
+    def _template_context(self) -> _Ctx:
+        """Context values for `{key}` templates; a declared default fills a key left unset."""
+        values = _Ctx({c.name: c.default for c in self.provider.context if c.default is not None})
+        values.update({k: v for k, v in self.context.items() if v not in (None, "")})
+        return values
 
     def plan(self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any) -> Exchange:
         """The request that would be sent (for dry runs), redacted."""
@@ -246,7 +253,7 @@ class ProviderCall:
             return []
         back = self.mapping.remote_to_unified
         return [
-            {"field": back.get(e.remote_field.split(".")[0], e.remote_field), "remote_field": e.remote_field, "message": e.message}
+            {"field": unified_for_remote(back, e.remote_field), "remote_field": e.remote_field, "message": e.message}
             for e in errors
         ]
 

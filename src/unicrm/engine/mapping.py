@@ -63,6 +63,18 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
     return base
 
 
+def unified_for_remote(remote_to_unified: Mapping[str, str], remote_field: str) -> str:
+    """The unified field a provider field belongs to; keys ending in `*` match by prefix
+    (`metadata_*` for dynamic custom-field keys). Unknown provider fields keep their name."""
+    key = remote_field.split(".")[0]
+    if key in remote_to_unified:
+        return remote_to_unified[key]
+    for pattern, unified in remote_to_unified.items():
+        if pattern.endswith("*") and key.startswith(pattern[:-1]):
+            return unified
+    return remote_field
+
+
 def _compile_reader(fields: tuple[Field, ...], empty: Mapping[str, Any]) -> ToUnified:
     """Generate `def to_unified(r, lk)` for the readable fields."""
     namespace: dict[str, Any] = {}

@@ -219,7 +219,11 @@ class Engine:
         residual: list[Filter] = []
         for flt in filters:
             spec = next((n for n in provider.filters if n.field == flt.field and flt.op in n.ops), None)
-            if spec is not None:
+            # A provider filter parameter carries one condition: a second condition on the same
+            # field (a range) would overwrite the first, so the engine applies it itself.
+            if spec is not None and any(f.field == flt.field for f, _ in native) and flt.field in mapping.readable:
+                residual.append(flt)
+            elif spec is not None:
                 native.append((flt, spec.build))
             elif flt.field in mapping.readable:
                 residual.append(flt)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -156,19 +157,24 @@ class DateTimeFormat(Converter):
 
 
 class Scale(Converter):
-    """Unified = provider × factor (Wethod keeps amounts in thousands)."""
+    """Unified = provider × factor (Wethod keeps amounts in thousands).
+
+    Decimal arithmetic, so 1.1 thousand reads as 1100 and not 1100.0000000000002, and
+    1234.5 writes as 1.2345.
+    """
 
     def __init__(self, factor: float) -> None:
         self.factor = factor
+        self._factor = Decimal(str(factor))
 
     def read(self, value: Any, lookups: Lookups) -> Any:
         try:
-            return float(value) * self.factor
-        except (TypeError, ValueError):
+            return float(Decimal(str(value)) * self._factor)
+        except (TypeError, ValueError, ArithmeticError):
             return None
 
     def write(self, value: Any, lookups: Lookups) -> Any:
-        return value / self.factor
+        return float(Decimal(str(value)) / self._factor)
 
     def describe(self) -> str:
         return f"provider value × {self.factor:g}"
@@ -259,7 +265,8 @@ class Field:
     fragment that is deep-merged into the provider body. `conv` converts in both directions
     when `read`/`write` are paths. `required` names the operations that need the field.
     `remote_fields` are the provider keys a write touches (derived from a `write` path), used to
-    name provider field errors back in unified terms.
+    name provider field errors back in unified terms; a key ending in `*` is a prefix
+    (`metadata_*`).
     """
 
     unified: str

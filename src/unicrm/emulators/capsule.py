@@ -1,0 +1,472 @@
+"""Capsule CRM v2 emulator: projects (`/kases`) and what they refer to.
+
+Held to Capsule's documentation (shared/reference/providers-capsule-insightly-pipeliner.md §1):
+Bearer auth with 401 + `WWW-Authenticate`; OAuth2 refresh at `POST /oauth/token` (rotating the
+refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
+`embed=tags,fields`; `{"kase": ...}` envelopes; 201 + `Location` on create; partial `PUT`;
+204 on delete; 422 `{"message": "Validation Failed", "errors": [...]}`; 404
+`{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) and
+429 `{"error": "rate limit reached"}` without `Retry-After`.
+
+Assumptions where the docs are silent: access tokens issued here live one hour; the seeded
+account holds a personal access token plus an OAuth2 refresh token so both flows can be tested.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from unicrm.emulators.base import Emulator, json_response
+
+BASE = "/api/v2"
+ORGS = ("Harbor Lane Bakery", "Nordvik Logistics", "Alpine Dairy", "Blue Fern Studio", "Copperleaf Hotels", "Delta Ports",
+        "Evergreen Schools", "Foxglove Pharma")
+PEOPLE = (("Ana", "Lopez"), ("Ben", "Okafor"), ("Chloe", "Martin"), ("Dev", "Patel"), ("Eva", "Schmidt"), ("Finn", "Larsen"))
+USERS = ((318, "mreyes", "Maria Reyes"), (319, "jkim", "Jae Kim"), (320, "tberg", "Tove Berg"))
+TAGS = ("Retail", "Priority", "Renewal", "Pilot")
+FIELD_DEFS = ((311, "PO number", "text"), (312, "Budget", "number"))
+STATUSES = ("OPEN", "CLOSED")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CapsuleEmulator(Emulator):
+    name = "capsule"
+    base_path = BASE
+
+    def reset(self) -> None:
+        rng = random.Random(self.seed)
+        self.users = {uid: {"id": uid, "username": u, "name": n} for uid, u, n in USERS}
+        self.teams = {2: {"id": 2, "name": "Delivery"}}
+        self.parties: dict[int, dict[str, Any]] = {}
+        for i, org in enumerate(ORGS):
+            self.parties[77000 + i] = {"id": 77000 + i, "type": "organisation", "name": org}
+        for i, (first, last) in enumerate(PEOPLE):
+            self.parties[5000 + i] = {"id": 5000 + i, "type": "person", "firstName": first, "lastName": last}
+        self.opportunities = {90200 + i: {"id": 90200 + i, "name": f"Opportunity {i}"} for i in range(6)}
+        self.stages = {150 + i: {"id": 150 + i, "name": n} for i, n in enumerate(("Kick-off", "Delivery", "Review"))}
+        self.tags: dict[int, dict[str, Any]] = {5500 + i: {"id": 5500 + i, "name": t, "dataTag": False} for i, t in enumerate(TAGS)}
+        self.field_defs = {fid: {"id": fid, "name": n, "type": t} for fid, n, t in FIELD_DEFS}
+        self.kases: dict[int, dict[str, Any]] = {}
+        self.extra_parties: dict[int, list[int]] = {}
+        self.next_id = 4800
+        self.next_row = 99000
+        base = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+        party_ids = list(self.parties)
+        for i in range(40):
+            created = base + timedelta(days=i * 3, minutes=i * 7)
+            kid = self._new_id()
+            owner = self.users[USERS[i % len(USERS)][0]]
+            kase: dict[str, Any] = {
+                "id": kid,
+                "party": self._party_ref(party_ids[i % len(party_ids)]),
+                "owner": dict(owner) if i % 7 else None,
+                "team": dict(self.teams[2]) if i % 7 == 0 else None,
+                "status": "CLOSED" if i % 5 == 0 else "OPEN",
+                "opportunity": dict(self.opportunities[90200 + i % 6]) if i % 3 == 0 else None,
+                "stage": dict(self.stages[150 + i % 3]),
+                "createdAt": _iso(created),
+                "updatedAt": _iso(created + timedelta(days=rng.randint(0, 20), hours=rng.randint(0, 23))),
+                "expectedCloseOn": (created + timedelta(days=60)).date().isoformat() if i % 4 else None,
+                "closedOn": (created + timedelta(days=30)).date().isoformat() if i % 5 == 0 else None,
+                "lastContactedAt": _iso(created + timedelta(days=2)) if i % 2 else None,
+                "name": f"{['Till installation', 'Network upgrade', 'Staff training', 'Website refresh'][i % 4]} #{i + 1}",
+                "description": f"Sample project {i + 1}" if i % 3 else None,
+                "tags": [dict(self.tags[5500 + i % len(TAGS)])] if i % 2 == 0 else [],
+                "fields": [self._field_row(311, f"PO-2025-{100 + i}")] if i % 3 == 0 else [],
+            }
+            self.kases[kid] = kase
+        self.valid_tokens = {"capsule-personal-token", "capsule-oauth-access"}
+        self.token_expiry: dict[str, float] = {}
+        self.refresh_tokens = {"capsule-refresh-1"}
+        self.client = ("capsule-client", "capsule-secret")
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _party_ref(self, party_id: int) -> dict[str, Any]:
+        party = self.parties[party_id]
+        ref = {k: party[k] for k in ("id", "type", "name", "firstName", "lastName") if k in party}
+        ref["pictureURL"] = "https://capsulecrm.com/theme/default/images/org_avatar_70.png"
+        return ref
+
+    def _field_row(self, definition_id: int, value: Any) -> dict[str, Any]:
+        self.next_row += 1
+        definition = self.field_defs[definition_id]
+        return {"id": self.next_row, "definition": {"id": definition_id, "name": definition["name"]}, "value": value}
+
+    def context(self, base_url: str) -> dict[str, Any]:
+        origin = base_url[: -len(BASE)] if base_url.endswith(BASE) else base_url
+        # An OAuth2 account: the engine refreshes it at token_url before expiry and after a 401.
+        self.token_expiry["capsule-oauth-access"] = time.time() + 3600
+        return {
+            "base_url": base_url,
+            "access_token": "capsule-oauth-access",
+            "refresh_token": "capsule-refresh-1",
+            "client_id": self.client[0],
+            "client_secret": self.client[1],
+            "expires_at": int(time.time()) + 3600,
+            "token_url": origin + "/oauth/token",
+        }
+
+    # ------------------------------------------------------------------ provider specifics
+    def error_response(self, status: int, message: str) -> web.Response:
+        return json_response({"message": message}, status)
+
+    def rate_limited_response(self, retry_after: int, headers: dict[str, str]) -> web.Response:
+        return json_response({"error": "rate limit reached"}, 429, headers)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/oauth/token", self.oauth_token)
+        router.add_get(BASE + "/kases", self.list_kases)
+        router.add_post(BASE + "/kases", self.create_kase)
+        router.add_get(BASE + "/kases/fields/definitions", self.field_definitions)
+        router.add_get(BASE + "/kases/{id}", self.get_kase)
+        router.add_put(BASE + "/kases/{id}", self.update_kase)
+        router.add_delete(BASE + "/kases/{id}", self.delete_kase)
+        router.add_get(BASE + "/kases/{id}/parties", self.list_kase_parties)
+        router.add_post(BASE + "/kases/{id}/parties/{party}", self.add_kase_party)
+        router.add_delete(BASE + "/kases/{id}/parties/{party}", self.remove_kase_party)
+        router.add_get(BASE + "/users", self.list_users)
+        router.add_get(BASE + "/parties/{id}", self.get_party)
+
+    def _authorised(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        expiry = self.token_expiry.get(token)
+        if token in self.valid_tokens and (expiry is None or expiry > time.time()):
+            return None
+        return web.Response(
+            body=b'{"message":"Unauthorized"}',
+            status=401,
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="Capsule", error="invalid_token"'},
+        )
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.count("token_requests")
+        if form.get("grant_type") != "refresh_token":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        if (form.get("client_id"), form.get("client_secret")) != self.client:
+            return json_response({"error": "invalid_client"}, 401)
+        refresh = str(form.get("refresh_token", ""))
+        if refresh not in self.refresh_tokens:
+            return json_response({"error": "invalid_grant"}, 400)
+        # Capsule may rotate refresh tokens: this emulator always does, and the old one dies.
+        self.refresh_tokens.discard(refresh)
+        new_refresh = "capsule-refresh-" + secrets.token_hex(6)
+        self.refresh_tokens.add(new_refresh)
+        access = "capsule-oauth-" + secrets.token_hex(8)
+        self.valid_tokens.add(access)
+        self.token_expiry[access] = time.time() + 3600
+        self.count("refreshes")
+        return json_response({"access_token": access, "refresh_token": new_refresh, "token_type": "bearer",
+                              "expires_in": 3600, "scope": "read write", "subdomain": "sample"})
+
+    def _not_found(self) -> web.Response:
+        return json_response({"message": "Could not find resource"}, 404)
+
+    def _kase_out(self, kase: dict[str, Any], embed: set[str]) -> dict[str, Any]:
+        out = {k: v for k, v in kase.items() if k not in ("tags", "fields")}
+        if "tags" in embed:
+            out["tags"] = kase.get("tags", [])
+        if "fields" in embed:
+            out["fields"] = kase.get("fields", [])
+        return out
+
+    def _embed(self, request: web.Request) -> set[str]:
+        return {e.strip() for e in request.query.get("embed", "").split(",") if e.strip()}
+
+    def _synthetic(self, index: int) -> dict[str, Any]:
+        created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
+        return {
+            "id": 1_000_000 + index, "party": self._party_ref(77000 + index % len(ORGS)), "owner": dict(self.users[318]),
+            "team": None, "status": "OPEN", "opportunity": None, "stage": dict(self.stages[150]), "createdAt": _iso(created),
+            "updatedAt": _iso(created), "expectedCloseOn": "2025-06-30", "closedOn": None, "lastContactedAt": None,
+            "name": f"Synthetic project {index}", "description": None, "tags": [], "fields": [],
+        }
+
+    async def list_kases(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        try:
+            page = int(request.query.get("page", "1"))
+            per_page = int(request.query.get("perPage", "50"))
+        except ValueError:
+            return json_response({"message": "page and perPage must be numbers"}, 400)
+        if page < 1 or not 1 <= per_page <= 100:
+            return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        embed = self._embed(request)
+        since = request.query.get("since")
+        start = (page - 1) * per_page
+        if self.dataset_size:
+            total = self.dataset_size
+            items = [self._synthetic(i) for i in range(start, min(start + per_page, total))]
+        else:
+            kases = sorted(self.kases.values(), key=lambda k: k["id"])
+            if since:
+                try:
+                    moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+                except ValueError:
+                    return json_response({"message": "since must be an ISO8601 date"}, 400)
+                kases = [k for k in kases if datetime.fromisoformat(k["updatedAt"].replace("Z", "+00:00")) > moment]
+            total = len(kases)
+            items = kases[start : start + per_page]
+        headers = {}
+        links = []
+        base = f"{request.scheme}://{request.host}{request.path}"
+        params = {k: v for k, v in request.query.items() if k != "page"}
+        if start + per_page < total:
+            links.append(f'<{base}?{urlencode({**params, "page": page + 1})}>; rel="next"')
+        if page > 1:
+            links.append(f'<{base}?{urlencode({**params, "page": page - 1})}>; rel="prev"')
+        if links:
+            headers["Link"] = ", ".join(links)
+        return json_response({"kases": [self._kase_out(k, embed) for k in items]}, headers=headers)
+
+    def _find(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            kid = int(request.match_info["id"])
+        except ValueError:
+            return None
+        if kid in self.kases:
+            return self.kases[kid]
+        if self.dataset_size and 1_000_000 <= kid < 1_000_000 + self.dataset_size and kid not in self.deleted:
+            return self._synthetic(kid - 1_000_000)
+        return None
+
+    @property
+    def deleted(self) -> set[int]:
+        return self.__dict__.setdefault("_deleted", set())
+
+    async def get_kase(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        kase = self._find(request)
+        if kase is None:
+            return self._not_found()
+        return json_response({"kase": self._kase_out(kase, self._embed(request))})
+
+    async def field_definitions(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        return json_response({"definitions": list(self.field_defs.values())})
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        return json_response({"users": list(self.users.values())})
+
+    async def get_party(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        party = self.parties.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
+        return json_response({"party": party}) if party else self._not_found()
+
+    def _validate(self, body: dict[str, Any], current: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """Apply a kase body onto `current` (or a new kase); returns (kase, errors)."""
+        errors: list[dict[str, str]] = []
+        kase = dict(current) if current else {"status": "OPEN", "tags": [], "fields": [], "owner": None, "team": None,
+                                              "opportunity": None, "stage": None, "description": None,
+                                              "expectedCloseOn": None, "closedOn": None, "lastContactedAt": None}
+
+        def err(field: str, message: str) -> None:
+            errors.append({"message": message, "resource": "kase", "field": field})
+
+        for key in ("name", "description"):
+            if key in body:
+                kase[key] = body[key]
+        if "party" in body:
+            pid = (body["party"] or {}).get("id") if isinstance(body["party"], dict) else None
+            if pid is None:
+                err("party", "party is required")
+            elif pid not in self.parties:
+                err("party", "party not found")
+            else:
+                kase["party"] = self._party_ref(pid)
+        for key, table in (("owner", self.users), ("team", self.teams)):
+            if key in body:
+                value = body[key]
+                if value is None:
+                    kase[key] = None
+                else:
+                    ident = value.get("id") if isinstance(value, dict) else None
+                    if ident not in table:
+                        err(key, f"{key} not found")
+                    else:
+                        kase[key] = dict(table[ident])
+                # a PUT that names only one of owner/team clears the other (Capsule does this)
+                other = "team" if key == "owner" else "owner"
+                if current is not None and other not in body:
+                    kase[other] = None
+        if "status" in body:
+            if body["status"] not in STATUSES:
+                err("status", "status is not valid, must be one of OPEN, CLOSED")
+            else:
+                kase["status"] = body["status"]
+                kase["closedOn"] = datetime.now(UTC).date().isoformat() if body["status"] == "CLOSED" else None
+        if "expectedCloseOn" in body:
+            value = body["expectedCloseOn"]
+            try:
+                kase["expectedCloseOn"] = None if value is None else datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+            except (TypeError, ValueError):
+                err("expectedCloseOn", "expectedCloseOn must be a date (yyyy-MM-dd)")
+        if "opportunity" in body:
+            value = body["opportunity"]
+            ident = value.get("id") if isinstance(value, dict) else None
+            if value is None:
+                kase["opportunity"] = None
+            elif ident not in self.opportunities:
+                err("opportunity", "opportunity not found")
+            else:
+                kase["opportunity"] = dict(self.opportunities[ident])
+        if "stage" in body:
+            value = body["stage"]
+            ident = value.get("id") if isinstance(value, dict) else value
+            if ident not in self.stages:
+                err("stage", "stage not found")
+            else:
+                kase["stage"] = dict(self.stages[ident])
+        if "tags" in body:
+            tags = list(kase.get("tags", []))
+            for tag in body["tags"] or []:
+                if tag.get("_delete"):
+                    if not any(t["id"] == tag.get("id") for t in tags):
+                        err("tags", "tag not found to delete")
+                    tags = [t for t in tags if t["id"] != tag.get("id")]
+                    continue
+                found = None
+                if tag.get("id") is not None:
+                    found = self.tags.get(tag["id"])
+                elif tag.get("name"):
+                    found = next((t for t in self.tags.values() if t["name"].lower() == str(tag["name"]).lower()), None)
+                    if found is None:
+                        new_id = max(self.tags) + 1
+                        found = self.tags[new_id] = {"id": new_id, "name": tag["name"], "dataTag": False}
+                if found is None:
+                    err("tags", "tag not found")
+                elif not any(t["id"] == found["id"] for t in tags):
+                    tags.append(dict(found))
+            kase["tags"] = tags
+        if "fields" in body:
+            rows = list(kase.get("fields", []))
+            for item in body["fields"] or []:
+                definition = (item.get("definition") or {}).get("id")
+                if definition not in self.field_defs:
+                    err("fields", "field definition not found")
+                    continue
+                rows = [r for r in rows if r["definition"]["id"] != definition]
+                if item.get("value") is not None:
+                    rows.append(self._field_row(definition, str(item["value"])))
+            kase["fields"] = rows
+        if current is None:
+            if not kase.get("name"):
+                err("name", "name is required")
+            if not kase.get("party"):
+                err("party", "party is required")
+            if not kase.get("owner") and not kase.get("team"):
+                err("owner", "owner or team is required")
+        elif "name" in body and not body["name"]:
+            err("name", "name is required")
+        return kase, errors
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            data = await request.json()
+        except ValueError:
+            return json_response({"message": "Could not parse the request body"}, 400)
+        if not isinstance(data, dict) or not isinstance(data.get("kase"), dict):
+            return json_response({"message": "Validation Failed", "errors": [{"message": "kase is required", "resource": "kase",
+                                                                             "field": "kase"}]}, 422)
+        return data["kase"]
+
+    async def create_kase(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        kase, errors = self._validate(body, None)
+        if errors:
+            return json_response({"message": "Validation Failed", "errors": errors}, 422)
+        now = _iso(datetime.now(UTC))
+        kase.update(id=self._new_id(), createdAt=now, updatedAt=now)
+        self.kases[kase["id"]] = kase
+        self.count("creates")
+        location = f"{request.scheme}://{request.host}{BASE}/kases/{kase['id']}"
+        return json_response({"kase": self._kase_out(kase, self._embed(request))}, 201, {"Location": location})
+
+    async def update_kase(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        current = self._find(request)
+        if current is None:
+            return self._not_found()
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        kase, errors = self._validate(body, current)
+        if errors:
+            return json_response({"message": "Validation Failed", "errors": errors}, 422)
+        kase["updatedAt"] = _iso(datetime.now(UTC))
+        self.kases[kase["id"]] = kase
+        return json_response({"kase": self._kase_out(kase, self._embed(request))})
+
+    async def delete_kase(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        kase = self._find(request)
+        if kase is None:
+            return self._not_found()
+        self.kases.pop(kase["id"], None)
+        self.deleted.add(kase["id"])
+        return web.Response(status=204)
+
+    async def list_kase_parties(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        kase = self._find(request)
+        if kase is None:
+            return self._not_found()
+        ids = self.extra_parties.get(kase["id"], [])
+        return json_response({"parties": [self.parties[p] for p in ids]})
+
+    async def add_kase_party(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        kase = self._find(request)
+        party = int(request.match_info["party"]) if request.match_info["party"].isdigit() else None
+        if kase is None or party not in self.parties:
+            return self._not_found()
+        extra = self.extra_parties.setdefault(kase["id"], [])
+        if party in extra:
+            return json_response({"message": "Validation Failed", "errors": [{"message": "party is already associated",
+                                                                             "resource": "kase", "field": "parties"}]}, 422)
+        extra.append(party)
+        return web.Response(status=204)
+
+    async def remove_kase_party(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        kase = self._find(request)
+        party = int(request.match_info["party"]) if request.match_info["party"].isdigit() else None
+        if kase is None or party not in self.extra_parties.get(kase["id"], []):
+            return self._not_found()
+        self.extra_parties[kase["id"]].remove(party)
+        return web.Response(status=204)
+
+
+def build(seed: int = 1, dataset_size: int | None = None) -> CapsuleEmulator:
+    """A Capsule emulator with seeded sample data."""
+    return CapsuleEmulator(seed=seed, dataset_size=dataset_size)

@@ -38,6 +38,10 @@ class SessionPool:
             session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
             )
+            # aiohttp silently re-sends PUT and DELETE once when a kept-alive connection drops;
+            # our own policy (GETs only, bounded, in outbound.http) must be the only retry.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
             self._sessions[key] = session
         return session
 

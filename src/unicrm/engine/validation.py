@@ -88,6 +88,14 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
             invalid.append({"field": name, "message": problem})
     if invalid:
         raise _invalid(invalid)
+    missing = [
+        name
+        for name in mapping.required.get(op, ())
+        if _blank(fields.get(name)) and not _given_remotely(mapping, name, remote_data)
+    ]
+    for group in mapping.provider.required_any.get(op, ()):
+        if all(_blank(fields.get(name)) for name in group) and not any(_given_remotely(mapping, n, remote_data) for n in group):
+            missing.append(" or ".join(group))
     writable = mapping.writable.get(op, frozenset())
     unsupported = sorted(k for k in fields if k not in writable)
     if unsupported:
@@ -100,8 +108,13 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
         raise ApiError(
             400,
             f"{label} cannot {op} field(s) {', '.join(unsupported)}. Writable on {op}: {can}. "
-            f"Send provider-specific keys in remote_data instead.",
-            insight={"invalid_fields": notes, "unsupported_body_fields": {"description": "Not writable here", "value": unsupported}},
+            f"Send provider-specific keys in remote_data instead."
+            + (f" Also missing required field(s): {', '.join(missing)}." if missing else ""),
+            insight={
+                "invalid_fields": notes,
+                "unsupported_body_fields": {"description": "Not writable here", "value": unsupported},
+                **_missing_insight(missing, label, op),
+            },
         )
     for group in mapping.provider.exclusive:
         given = [name for name in group if not _blank(fields.get(name))]
@@ -111,23 +124,20 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
                 f"{label} stores {' and '.join(group)} in the same place: send only one of {', '.join(given)}.",
                 insight={"invalid_fields": [{"field": n, "message": f"conflicts with {', '.join(g for g in given if g != n)}"} for n in given]},
             )
-    missing = [name for name in mapping.required.get(op, ()) if _blank(fields.get(name)) and not _given_remotely(mapping, name, remote_data)]
-    for group in mapping.provider.required_any.get(op, ()):
-        if all(_blank(fields.get(name)) for name in group) and not any(_given_remotely(mapping, n, remote_data) for n in group):
-            missing.append(" or ".join(group))
     if missing:
         raise ApiError(
             400,
             f"Missing required field(s) for {op} in {label}: {', '.join(missing)}. "
             f"See GET /unified/crm/projects/{mapping.provider.name}/meta/{op} for what {label} requires.",
-            insight={
-                "missing_required_body_fields": {
-                    "description": f"Fields {label} requires on {op}",
-                    "value": missing,
-                }
-            },
+            insight=_missing_insight(missing, label, op),
         )
     return fields, remote_data
+
+
+def _missing_insight(missing: list[str], label: str, op: str) -> dict[str, Any]:
+    if not missing:
+        return {}
+    return {"missing_required_body_fields": {"description": f"Fields {label} requires on {op}", "value": missing}}
 
 
 def _blank(value: Any) -> bool:

@@ -1,11 +1,14 @@
-"""The Wethod emulator's data and rules, without HTTP (the HTTP surface is covered end to end)."""
+"""The Wethod emulator: its data and rules directly, then its HTTP surface (auth, headers, errors)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
+from unicrm.emulators.base import EmulatorThread, RunningEmulator
 from unicrm.emulators.wethod import SEEDED_PROJECTS, WethodData, WethodError
 
 
@@ -122,3 +125,68 @@ def test_reference_lists() -> None:
     assert [m["key"] for m in data.reference("project-metadata", {})] == ["Industry", "Region"]
     with pytest.raises(WethodError):
         data.reference_item("persons", "999")
+
+
+def test_unfiltered_pages_skip_deleted_projects_like_a_scan() -> None:
+    data = WethodData(seed=5)
+    for ident in ("1", "2", "9", "10"):
+        data.delete_project(ident)
+    scanned = [p["id"] for p in data.list_projects({"probability": "gte:0", "limit": "100"})]
+    paged = [p["id"] for offset in range(0, 40, 6) for p in data.list_projects({"limit": "6", "offset": str(offset)})]
+    assert paged == scanned == [i for i in range(1, SEEDED_PROJECTS + 1) if i not in (1, 2, 9, 10)]
+
+
+# --------------------------------------------------------------------------- over HTTP
+@pytest.fixture(scope="module")
+def wethod() -> Iterator[RunningEmulator]:
+    with EmulatorThread(["wethod"], seed=11) as thread:
+        yield thread.running["wethod"]
+
+
+async def _get(running: RunningEmulator, path: str, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.get(running.base_url + path, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None), dict(resp.headers)
+
+
+def _headers(running: RunningEmulator, **override: str) -> dict[str, str]:
+    base = {"Authorization": f"Bearer {running.context['api_token']}", "Wethod-Company": running.context["company"],
+            "Wethod-Version": "2024-06-15"}
+    return {k: v for k, v in {**base, **override}.items() if v}
+
+
+async def test_http_requires_token_and_both_headers(wethod: RunningEmulator) -> None:
+    status, body, _ = await _get(wethod, "/api/projects?limit=2", _headers(wethod))
+    assert status == 200 and isinstance(body, list) and len(body) == 2
+    status, body, _ = await _get(wethod, "/api/projects", _headers(wethod, Authorization="Bearer nope"))
+    assert status == 401 and body["key"] == "unauthorized"
+    status, body, _ = await _get(wethod, "/api/projects", _headers(wethod, **{"Wethod-Version": "", "Wethod-Company": ""}))
+    assert status == 400 and {f["field"] for f in body["failures"]} == {"Wethod-Company", "Wethod-Version"}
+    status, body, _ = await _get(wethod, "/api/projects", _headers(wethod, **{"Wethod-Company": "globex"}))
+    assert status == 401
+
+
+async def test_http_archive_action_and_404_body(wethod: RunningEmulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(wethod.base_url + "/api/projects/3:archive", headers=_headers(wethod)) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["is_archived"] is True
+        async with session.delete(wethod.base_url + "/api/projects/3", headers=_headers(wethod)) as resp:
+            assert resp.status == 200 and await resp.read() == b""
+    status, body, _ = await _get(wethod, "/api/projects/3", _headers(wethod))
+    assert status == 404 and body == {"key": "not_found", "message": "The requested resource does not exist."}
+
+
+async def _faults(running: RunningEmulator, settings: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as session, session.post(running.origin + "/_emulator/faults", json=settings) as resp:
+        assert resp.status == 200
+
+
+async def test_http_rate_limit_answers_with_retry_after_header(wethod: RunningEmulator) -> None:
+    await _faults(wethod, {"rate_limit": 1, "rate_window_s": 30})
+    try:
+        await _get(wethod, "/api/clients", _headers(wethod))
+        status, body, headers = await _get(wethod, "/api/clients", _headers(wethod))
+        assert status == 429 and body["key"] == "too_many_requests"
+        assert int(headers["x-ratelimit-retry-after"]) >= 1
+    finally:
+        await _faults(wethod, {"rate_limit": None})

@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from aiohttp import web
+
+from unicrm.emulators.base import Emulator, json_response
 
 SEEDED_PROJECTS = 40
 MAX_LIMIT = 100
@@ -179,6 +183,8 @@ class WethodData:
         if deleted not in ("exclude", "include", "only"):
             raise invalid([{"field": "deleted", "message": "Must be one of exclude, include, only"}])
         out: list[dict[str, Any]] = []
+        if not checks and deleted == "exclude":
+            return self._plain_page(limit, offset)
         skipped = 0
         for record in self._all():
             is_deleted = record.get("deleted_at") is not None
@@ -192,6 +198,22 @@ class WethodData:
             out.append(public(record))
             if len(out) >= limit:
                 break
+        return out
+
+    def _plain_page(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        """An unfiltered page without walking the records before it (generated data can be huge)."""
+        deleted = sorted(i for i, r in self.projects.items() if r.get("deleted_at") is not None)
+        ident = offset + 1
+        for gone in deleted:  # each deleted id at or before the candidate moves it one further
+            if gone > ident:
+                break
+            ident += 1
+        out: list[dict[str, Any]] = []
+        while len(out) < limit and ident < self.next_id:
+            record = self._record(ident)
+            if record is not None and record.get("deleted_at") is None:
+                out.append(public(record))
+            ident += 1
         return out
 
     def get_project(self, ident: str) -> dict[str, Any]:
@@ -506,3 +528,129 @@ def _is_date(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- HTTP
+COMPANY = "acme"
+REFERENCE_LISTS = ("clients", "persons", "contacts", "project-stages", "project-metadata", "job-order-categories")
+_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ERROR_KEYS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 412: "precondition_failure",
+              429: "too_many_requests"}
+
+
+class WethodEmulator(Emulator):
+    """Wethod's public API over aiohttp, on top of `WethodData`."""
+
+    name = "wethod"
+    # Wethod publishes no limit/remaining headers; a 429 carries x-ratelimit-retry-after only.
+    limit_header = None
+    remaining_header = None
+    reset_header = None
+
+    def reset(self) -> None:
+        self.data = WethodData(self.seed, self.dataset_size)
+        self.token = f"wethod-token-{self.seed:04d}-{random.Random(self.seed).getrandbits(64):016x}"
+
+    def context(self, base_url: str) -> dict[str, Any]:
+        # No `version`: the declaration's default (2024-06-15) is what clients send.
+        return {"base_url": base_url, "api_token": self.token, "company": COMPANY}
+
+    def error_response(self, status: int, message: str) -> web.Response:
+        return json_response({"key": ERROR_KEYS.get(status, "internal_error"), "message": message}, status)
+
+    def rate_limited_response(self, retry_after: int, headers: dict[str, str]) -> web.Response:
+        return json_response({"key": "too_many_requests", "message": "Too many requests, slow down."}, 429,
+                             {**headers, "x-ratelimit-retry-after": str(retry_after)})
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/api/projects", self._guard(self._list))
+        router.add_post("/api/projects", self._guard(self._create))
+        # The action routes go first: `{id}` alone would also match `12:archive`.
+        router.add_post("/api/projects/{id}:archive", self._guard(self._archive))
+        router.add_post("/api/projects/{id}:unarchive", self._guard(self._unarchive))
+        router.add_get("/api/projects/{id}", self._guard(self._get))
+        router.add_patch("/api/projects/{id}", self._guard(self._update))
+        router.add_delete("/api/projects/{id}", self._guard(self._delete))
+        for kind in REFERENCE_LISTS:
+            router.add_get(f"/api/{kind}", self._guard(self._reference_list(kind)))
+            router.add_get(f"/api/{kind}/{{id}}", self._guard(self._reference_item(kind)))
+
+    def _guard(self, handler: Callable[[web.Request], Awaitable[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Auth and the required headers, then the handler; `WethodError`s become Wethod's error bodies."""
+
+        async def guarded(request: web.Request) -> web.Response:
+            try:
+                self._check_headers(request)
+                result = await handler(request)
+            except WethodError as exc:
+                return json_response(exc.body, exc.status)
+            if isinstance(result, web.Response):
+                return result
+            return json_response(result, 201 if request.method == "POST" and request.path == "/api/projects" else 200)
+
+        return guarded
+
+    def _check_headers(self, request: web.Request) -> None:
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            raise WethodError(401, {"key": "unauthorized", "message": "Missing or invalid API token."})
+        company = request.headers.get("Wethod-Company")
+        version = request.headers.get("Wethod-Version")
+        failures = []
+        if not company:
+            failures.append({"field": "Wethod-Company", "message": "This header is required"})
+        if not version:
+            failures.append({"field": "Wethod-Version", "message": "This header is required"})
+        elif not _VERSION.match(version):
+            failures.append({"field": "Wethod-Version", "message": "Must be an API version date (YYYY-MM-DD)"})
+        if failures:
+            raise invalid(failures)
+        if company != COMPANY:
+            # A personal token belongs to one company.
+            raise WethodError(401, {"key": "unauthorized", "message": f"This token cannot access company {company!r}."})
+
+    async def _body(self, request: web.Request) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            raise invalid([{"field": "body", "message": "The body is not valid JSON"}]) from None
+
+    async def _list(self, request: web.Request) -> Any:
+        return self.data.list_projects(request.query)
+
+    async def _get(self, request: web.Request) -> Any:
+        return self.data.get_project(request.match_info["id"])
+
+    async def _create(self, request: web.Request) -> Any:
+        return self.data.create_project(await self._body(request))
+
+    async def _update(self, request: web.Request) -> Any:
+        ident = request.match_info["id"]
+        self.data.get_project(ident)  # 404 before looking at the body
+        return self.data.update_project(ident, await self._body(request))
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        self.data.delete_project(request.match_info["id"])
+        return web.Response(status=200)
+
+    async def _archive(self, request: web.Request) -> Any:
+        return self.data.set_archived(request.match_info["id"], True)
+
+    async def _unarchive(self, request: web.Request) -> Any:
+        return self.data.set_archived(request.match_info["id"], False)
+
+    def _reference_list(self, kind: str) -> Callable[[web.Request], Awaitable[Any]]:
+        async def handler(request: web.Request) -> Any:
+            return self.data.reference(kind, request.query)
+
+        return handler
+
+    def _reference_item(self, kind: str) -> Callable[[web.Request], Awaitable[Any]]:
+        async def handler(request: web.Request) -> Any:
+            return self.data.reference_item(kind, request.match_info["id"])
+
+        return handler
+
+
+def build(seed: int = 1, dataset_size: int | None = None) -> WethodEmulator:
+    """A Wethod emulator with seeded sample data."""
+    return WethodEmulator(seed=seed, dataset_size=dataset_size)

@@ -116,8 +116,16 @@ class Harness:
         async with session.request(method, url, data=body, headers=send_headers) as resp:
             return Response(resp.status, resp.headers, await resp.read())
 
-    async def unified(self, method: str, provider: str, path: str = "", *, query: str | dict[str, Any] | None = None,
-                      json: Any = None, **kwargs: Any) -> Response:
+    async def unified(
+        self,
+        method: str,
+        provider: str,
+        path: str = "",
+        *,
+        query: str | dict[str, Any] | None = None,
+        json: Any = None,
+        **kwargs: Any,
+    ) -> Response:
         """A unified call for the provider's account (integrated_account_id added)."""
         q = f"integrated_account_id={self.accounts[provider]}"
         if isinstance(query, dict):

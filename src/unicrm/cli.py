@@ -16,8 +16,12 @@ import orjson
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory; env UNICRM_DATABASE_URL)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: env UNICRM_DATA_DIR or ~/.local/share/unicrm)")
+    parser.add_argument(
+        "--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory; env UNICRM_DATABASE_URL)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (default: env UNICRM_DATA_DIR or ~/.local/share/unicrm)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +125,9 @@ async def _emulate(args: argparse.Namespace) -> None:
     running = await start_emulators(names, host=args.host, port=args.port, seed=args.seed, dataset_size=args.dataset_size)
     try:
         if args.json:
-            print(orjson.dumps({n: {"base_url": r.base_url, "context": r.context} for n, r in running.items()}).decode(), flush=True)
+            print(
+                orjson.dumps({n: {"base_url": r.base_url, "context": r.context} for n, r in running.items()}).decode(), flush=True
+            )
         else:
             for name, r in running.items():
                 print(f"{name}: {r.base_url}")
@@ -209,7 +215,7 @@ def _quickstart(base_url: str, token: str, accounts: dict[str, str]) -> str:
         f'curl -s {auth} "$UNICRM/unified/crm/projects/{first}/meta/create"',
         "",
         "# get one project, then its provider record untouched",
-        f'ID=$(curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id={acc}&limit=1" | python3 -c "import sys,json;print(json.load(sys.stdin)[\'result\'][0][\'id\'])")',
+        f"ID=$(curl -s {auth} \"$UNICRM/unified/crm/projects?integrated_account_id={acc}&limit=1\" | python3 -c \"import sys,json;print(json.load(sys.stdin)['result'][0]['id'])\")",
         f'curl -s {auth} "$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}"',
         f'curl -s {auth} "$UNICRM/unified/crm/projects/$ID?integrated_account_id={acc}&truto_response_format=raw"',
         "",

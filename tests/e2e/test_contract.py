@@ -164,12 +164,22 @@ async def test_formats(harness: Harness, provider: str) -> None:
 
     debug = (await harness.unified("GET", provider, query="truto_response_format=debug&limit=2")).json()
     assert set(debug) == {"result", "debug"}
-    assert {"requestUrl", "requestOptions", "data", "responseHeaders", "nextCursor", "isLooping", "isEmptyResult", "resultCount"} <= set(
-        debug["debug"]
-    )
+    assert {
+        "requestUrl",
+        "requestOptions",
+        "data",
+        "responseHeaders",
+        "nextCursor",
+        "isLooping",
+        "isEmptyResult",
+        "resultCount",
+    } <= set(debug["debug"])
     dumped = orjson.dumps(debug).decode()
-    secrets = [v for k, v in harness.emulators[provider].context.items()
-               if isinstance(v, str) and len(v) >= 6 and any(s in k for s in ("token", "password", "secret", "key", "username"))]
+    secrets = [
+        v
+        for k, v in harness.emulators[provider].context.items()
+        if isinstance(v, str) and len(v) >= 6 and any(s in k for s in ("token", "password", "secret", "key", "username"))
+    ]
     for secret in secrets:
         assert secret not in dumped, f"a credential leaked into debug output ({provider})"
 
@@ -181,10 +191,13 @@ async def test_formats(harness: Harness, provider: str) -> None:
 
 
 async def test_shaping(harness: Harness, provider: str) -> None:
-    page = (await harness.unified(
-        "GET", provider,
-        query="limit=3&truto_ignore_remote_data=true&truto_exclude_fields%5B%5D=description&truto_exclude_fields%5B%5D=owner.name",
-    )).json()["result"]
+    page = (
+        await harness.unified(
+            "GET",
+            provider,
+            query="limit=3&truto_ignore_remote_data=true&truto_exclude_fields%5B%5D=description&truto_exclude_fields%5B%5D=owner.name",
+        )
+    ).json()["result"]
     for record in page:
         assert "remote_data" not in record and "description" not in record
         if isinstance(record.get("owner"), dict):
@@ -201,7 +214,12 @@ async def test_account_and_token_errors(harness: Harness, provider: str) -> None
         (await harness.call("GET", BASE), 400),
         (await harness.call("GET", BASE, query="integrated_account_id=not-a-uuid"), 400),
         (await harness.call("GET", BASE, query=f"integrated_account_id={uuid.uuid4()}"), 404),
-        (await harness.call("GET", BASE, query=f"integrated_account_id={harness.accounts[provider]}", token=harness.other_token), 404),
+        (
+            await harness.call(
+                "GET", BASE, query=f"integrated_account_id={harness.accounts[provider]}", token=harness.other_token
+            ),
+            404,
+        ),
         (await harness.call("GET", BASE, query=f"integrated_account_id={harness.accounts[provider]}", token=None), 401),
         (await harness.call("GET", BASE, query=f"integrated_account_id={harness.accounts[provider]}", token="ucrm_wrong"), 401),
     ]
@@ -309,7 +327,9 @@ async def test_write_is_never_retried(harness: Harness, provider: str) -> None:
     resp = await harness.unified("POST", provider, json=body)
     assert resp.status == 502, resp.text
     after = await harness.provider_requests(provider)
-    posts = [r for r in after[len(before):] if r["method"] == "POST" and "oauth" not in r["path"] and "access_token" not in r["path"]]
+    posts = [
+        r for r in after[len(before) :] if r["method"] == "POST" and "oauth" not in r["path"] and "access_token" not in r["path"]
+    ]
     assert len(posts) == 1
 
 
@@ -341,6 +361,8 @@ async def test_provider_rejects_credentials(harness: Harness, provider: str) -> 
     finally:
         await harness.control(provider, "script", {"responses": []})
         account_id = harness.accounts[provider]
-        patched = await harness.call("PATCH", f"/integrated-account/{account_id}", json={"context": harness.emulators[provider].context})
+        patched = await harness.call(
+            "PATCH", f"/integrated-account/{account_id}", json={"context": harness.emulators[provider].context}
+        )
         assert patched.status == 200, patched.text
     assert (await harness.unified("GET", provider, query="limit=1")).status == 200

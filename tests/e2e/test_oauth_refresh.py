@@ -69,8 +69,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def _serve(database_url: str, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unicrm.cli", "serve", "--port", str(port), "--database-url", database_url,
-         "--data-dir", str(data_dir), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "unicrm.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -150,8 +162,9 @@ async def test_one_refresh_across_two_processes(provider: str, database_url: str
             assert current is not None and current.context["refresh_token"] != context["refresh_token"]
             async with aiohttp.ClientSession() as session:
                 patch = {"context": {"expires_at": time.time() - 60}}
-                async with session.patch(f"{urls[0]}/integrated-account/{account}", json=patch,
-                                         headers={"Authorization": f"Bearer {token}"}) as resp:
+                async with session.patch(
+                    f"{urls[0]}/integrated-account/{account}", json=patch, headers={"Authorization": f"Bearer {token}"}
+                ) as resp:
                     assert resp.status == 200, await resp.text()
             await asyncio.sleep(2.5)  # with SQLite (no NOTIFY) the other process's cache entry expires
             statuses = await _burst(urls, token, account, 10)

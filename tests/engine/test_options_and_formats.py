@@ -19,8 +19,18 @@ def test_options() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["limit=0", "limit=-1", "limit=1000000000", "limit=x", "truto_response_format=xml", "updated_at=2025", "updated_at[eq]=2025-01-01",
-     "updated_at[gt]=soon", "remote_query=x", "truto_ignore_remote_data=maybe"],
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=1000000000",
+        "limit=x",
+        "truto_response_format=xml",
+        "updated_at=2025",
+        "updated_at[eq]=2025-01-01",
+        "updated_at[gt]=soon",
+        "remote_query=x",
+        "truto_ignore_remote_data=maybe",
+    ],
 )
 def test_bad_options(raw: str) -> None:
     with pytest.raises(ApiError) as err:

@@ -38,7 +38,9 @@ def get_record(mapping: CompiledMapping, op: Op, response: Any, lookups: dict[st
     return map_record(mapping, record, lookups)
 
 
-def provider_body(mapping: CompiledMapping, op: Op, body: dict[str, Any], lookups: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def provider_body(
+    mapping: CompiledMapping, op: Op, body: dict[str, Any], lookups: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
     """What the engine sends for a write, before wrapping (same steps as Engine._write)."""
     fields, remote_data = validate_body(body, op, mapping)
     out = mapping.to_provider(fields, op, lookups)

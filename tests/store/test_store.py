@@ -159,8 +159,7 @@ async def test_one_refresh_across_processes(store: Store, database_url: str, tmp
     account = await store.create_account(env, "capsule", "t", {"access_token": "old"})
     log = tmp_path / "refreshes.log"
     procs = [
-        subprocess.Popen([sys.executable, "-c", SCRIPT, database_url, str(tmp_path), account.id, str(log)])
-        for _ in range(2)
+        subprocess.Popen([sys.executable, "-c", SCRIPT, database_url, str(tmp_path), account.id, str(log)]) for _ in range(2)
     ]
     for proc in procs:
         assert proc.wait(timeout=60) == 0

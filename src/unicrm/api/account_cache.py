@@ -55,7 +55,7 @@ class AccountCache:
             await self._listener.add_listener(CHANNEL, self._on_notify)
             self._listener.add_termination_listener(self._on_lost)
             self._listening = True
-        except Exception:  # noqa: BLE001 - fall back to the short TTL, but say so
+        except Exception:
             log.warning("cannot LISTEN for account changes; cached accounts expire after %.0f s", self._ttl_s, exc_info=True)
             self._listening = False
 
@@ -133,5 +133,3 @@ class StoreGateway:
     async def mark_needs_reauth(self, account_id: str, message: str) -> None:
         await self.store.set_account_status(account_id, "needs_reauth", message)
         await self.cache.changed(account_id)
-
-

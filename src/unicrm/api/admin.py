@@ -23,7 +23,7 @@ from unicrm.store.database import Account
 
 
 def _state(request: Request) -> AppState:
-    return request.app.state.unicrm  # type: ignore[no-any-return]
+    return request.app.state.unicrm
 
 
 def integration_document(provider: Provider) -> dict[str, Any]:

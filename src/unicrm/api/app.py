@@ -41,10 +41,13 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: f"No route {request.method} {request.url.path}. See /openapi.json.",
-               405: f"{request.method} is not allowed on {request.url.path}."}.get(exc.status_code, str(exc.detail))
-    return JSONResponse({"statusCode": exc.status_code, "error": reason_phrase(exc.status_code), "message": message},
-                        status_code=exc.status_code)
+    message = {
+        404: f"No route {request.method} {request.url.path}. See /openapi.json.",
+        405: f"{request.method} is not allowed on {request.url.path}.",
+    }.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        {"statusCode": exc.status_code, "error": reason_phrase(exc.status_code), "message": message}, status_code=exc.status_code
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -26,12 +26,24 @@ def _params(*names: str) -> list[dict[str, Any]]:
         "limit": {"in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
         "next_cursor": {"in": "query", "schema": {"type": "string"}},
         "remote_query": {"in": "query", "style": "deepObject", "schema": {"type": "object"}},
-        "updated_at": {"in": "query", "style": "deepObject", "schema": {"type": "object"},
-                       "description": "updated_at[gt|gte|lt|lte]=<ISO 8601>"},
-        "created_at": {"in": "query", "style": "deepObject", "schema": {"type": "object"},
-                       "description": "created_at[gt|gte|lt|lte]=<ISO 8601>"},
+        "updated_at": {
+            "in": "query",
+            "style": "deepObject",
+            "schema": {"type": "object"},
+            "description": "updated_at[gt|gte|lt|lte]=<ISO 8601>",
+        },
+        "created_at": {
+            "in": "query",
+            "style": "deepObject",
+            "schema": {"type": "object"},
+            "description": "created_at[gt|gte|lt|lte]=<ISO 8601>",
+        },
         "id": {"in": "path", "required": True, "schema": {"type": "string"}},
-        "method": {"in": "path", "required": True, "schema": {"type": "string", "enum": ["list", "get", "create", "update", "delete"]}},
+        "method": {
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": ["list", "get", "create", "update", "delete"]},
+        },
         "integration": {"in": "path", "required": True, "schema": {"type": "string", "enum": sorted(all_providers())}},
     }
     return [{"name": n, **catalogue[n]} for n in names]
@@ -57,8 +69,14 @@ def openapi_document() -> dict[str, Any]:
         | {"remote_data": {"type": "object", "description": "merged as-is into the provider body"}},
         "additionalProperties": False,
     }
-    common = ("integrated_account_id", "truto_response_format", "truto_ignore_remote_data", "truto_exclude_fields",
-              "truto_skip_api_call", "remote_query")
+    common = (
+        "integrated_account_id",
+        "truto_response_format",
+        "truto_ignore_remote_data",
+        "truto_exclude_fields",
+        "truto_skip_api_call",
+        "remote_query",
+    )
     listing = {
         "type": "object",
         "properties": {
@@ -72,7 +90,11 @@ def openapi_document() -> dict[str, Any]:
     base = "/unified/crm/projects"
     return {
         "openapi": "3.1.0",
-        "info": {"title": "unicrm", "version": __version__, "description": "Unified API for CRM projects (Truto wire-compatible)."},
+        "info": {
+            "title": "unicrm",
+            "version": __version__,
+            "description": "Unified API for CRM projects (Truto wire-compatible).",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -95,39 +117,84 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             base: {
-                "get": {"summary": "List projects", "parameters": _params(*common, "truto_key_by", "truto_ignore_limit", "limit",
-                                                                          "next_cursor", "updated_at", "created_at"),
-                        "responses": _responses("A page of projects", listing)},
-                "post": {"summary": "Create a project", "parameters": _params(*common),
-                         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}}},
-                         "responses": _responses("The created project", ref, "201")},
+                "get": {
+                    "summary": "List projects",
+                    "parameters": _params(
+                        *common, "truto_key_by", "truto_ignore_limit", "limit", "next_cursor", "updated_at", "created_at"
+                    ),
+                    "responses": _responses("A page of projects", listing),
+                },
+                "post": {
+                    "summary": "Create a project",
+                    "parameters": _params(*common),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}},
+                    },
+                    "responses": _responses("The created project", ref, "201"),
+                },
             },
             base + "/{id}": {
-                "get": {"summary": "Get a project", "parameters": _params("id", *common), "responses": _responses("The project", ref)},
-                "patch": {"summary": "Update a project", "parameters": _params("id", *common),
-                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}}},
-                          "responses": _responses("The updated project", ref)},
-                "delete": {"summary": "Delete a project", "parameters": _params("id", *common),
-                           "responses": _responses("The deleted project or {id}", ref)},
+                "get": {
+                    "summary": "Get a project",
+                    "parameters": _params("id", *common),
+                    "responses": _responses("The project", ref),
+                },
+                "patch": {
+                    "summary": "Update a project",
+                    "parameters": _params("id", *common),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}},
+                    },
+                    "responses": _responses("The updated project", ref),
+                },
+                "delete": {
+                    "summary": "Delete a project",
+                    "parameters": _params("id", *common),
+                    "responses": _responses("The deleted project or {id}", ref),
+                },
             },
             base + "/meta/{method}": {
-                "get": {"summary": "What the account's integration supports for a method",
-                        "parameters": _params("method", "integrated_account_id"), "responses": _responses("Meta", {"type": "object"})},
+                "get": {
+                    "summary": "What the account's integration supports for a method",
+                    "parameters": _params("method", "integrated_account_id"),
+                    "responses": _responses("Meta", {"type": "object"}),
+                },
             },
             base + "/{integration}/meta/{method}": {
-                "get": {"summary": "What an integration supports for a method", "parameters": _params("integration", "method"),
-                        "responses": _responses("Meta", {"type": "object"})},
+                "get": {
+                    "summary": "What an integration supports for a method",
+                    "parameters": _params("integration", "method"),
+                    "responses": _responses("Meta", {"type": "object"}),
+                },
             },
-            "/integration": {"get": {"summary": "Integrations and their context schema", "responses": _responses("Integrations", {"type": "object"})}},
+            "/integration": {
+                "get": {
+                    "summary": "Integrations and their context schema",
+                    "responses": _responses("Integrations", {"type": "object"}),
+                }
+            },
             "/integrated-account": {
                 "get": {"summary": "List integrated accounts", "responses": _responses("Accounts", {"type": "object"})},
                 "post": {"summary": "Connect an account", "responses": _responses("The account", {"type": "object"}, "201")},
             },
             "/integrated-account/{id}": {
-                "get": {"summary": "Get an account", "parameters": _params("id"), "responses": _responses("The account", {"type": "object"})},
-                "patch": {"summary": "Update an account (context merges)", "parameters": _params("id"),
-                          "responses": _responses("The account", {"type": "object"})},
-                "delete": {"summary": "Delete an account", "parameters": _params("id"), "responses": _responses("{id}", {"type": "object"})},
+                "get": {
+                    "summary": "Get an account",
+                    "parameters": _params("id"),
+                    "responses": _responses("The account", {"type": "object"}),
+                },
+                "patch": {
+                    "summary": "Update an account (context merges)",
+                    "parameters": _params("id"),
+                    "responses": _responses("The account", {"type": "object"}),
+                },
+                "delete": {
+                    "summary": "Delete an account",
+                    "parameters": _params("id"),
+                    "responses": _responses("{id}", {"type": "object"}),
+                },
             },
         },
     }

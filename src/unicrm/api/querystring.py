@@ -110,7 +110,7 @@ def parse_query(raw: str | bytes) -> dict[str, Any]:
         if value in ABSENT_VALUES or (value == "" and key in EMPTY_MEANS_ABSENT):
             continue
         _assign(out, _split_key(key), value, key)
-    return _finish(out)  # type: ignore[no-any-return]
+    return _finish(out)
 
 
 def as_list(value: Any) -> list[str]:

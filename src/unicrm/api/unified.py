@@ -24,7 +24,7 @@ BASE = "/unified/crm/projects"
 
 
 def _state(request: Request) -> AppState:
-    return request.app.state.unicrm  # type: ignore[no-any-return]
+    return request.app.state.unicrm
 
 
 def _query(request: Request) -> dict[str, Any]:
@@ -120,8 +120,12 @@ async def _idempotent(request: Request, account: Account, body: Any, run: Any) -
             raise ApiError(422, "This Idempotency-Key was already used with a different request; use a new key.")
         if hit.state != "done" or hit.status_code is None:
             raise ApiError(409, "A request with this Idempotency-Key is still in progress; retry in a moment.")
-        return Response(hit.body or b"", status_code=hit.status_code, media_type="application/json; charset=utf-8",
-                        headers={"idempotent-replayed": "true"})
+        return Response(
+            hit.body or b"",
+            status_code=hit.status_code,
+            media_type="application/json; charset=utf-8",
+            headers={"idempotent-replayed": "true"},
+        )
     try:
         response = render(await run())
     except ApiError as exc:

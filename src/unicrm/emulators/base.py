@@ -176,7 +176,15 @@ class Emulator:
             except orjson.JSONDecodeError:
                 body = raw.decode("utf-8", "replace")
         headers = {str(k): v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
-        self.log.append({"method": request.method, "path": request.path, "query": {str(k): v for k, v in request.query.items()}, "headers": headers, "json": body})
+        self.log.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": {str(k): v for k, v in request.query.items()},
+                "headers": headers,
+                "json": body,
+            }
+        )
 
     def _next_scripted(self, request: web.Request) -> ScriptedResponse | None:
         for item in self.script:

@@ -26,8 +26,16 @@ from aiohttp import web
 from unicrm.emulators.base import Emulator, json_response
 
 BASE = "/api/v2"
-ORGS = ("Harbor Lane Bakery", "Nordvik Logistics", "Alpine Dairy", "Blue Fern Studio", "Copperleaf Hotels", "Delta Ports",
-        "Evergreen Schools", "Foxglove Pharma")
+ORGS = (
+    "Harbor Lane Bakery",
+    "Nordvik Logistics",
+    "Alpine Dairy",
+    "Blue Fern Studio",
+    "Copperleaf Hotels",
+    "Delta Ports",
+    "Evergreen Schools",
+    "Foxglove Pharma",
+)
 PEOPLE = (("Ana", "Lopez"), ("Ben", "Okafor"), ("Chloe", "Martin"), ("Dev", "Patel"), ("Eva", "Schmidt"), ("Finn", "Larsen"))
 USERS = ((318, "mreyes", "Maria Reyes"), (319, "jkim", "Jae Kim"), (320, "tberg", "Tove Berg"))
 TAGS = ("Retail", "Priority", "Renewal", "Pilot")
@@ -54,7 +62,9 @@ class CapsuleEmulator(Emulator):
             self.parties[5000 + i] = {"id": 5000 + i, "type": "person", "firstName": first, "lastName": last}
         self.opportunities = {90200 + i: {"id": 90200 + i, "name": f"Opportunity {i}"} for i in range(6)}
         self.stages = {150 + i: {"id": 150 + i, "name": n} for i, n in enumerate(("Kick-off", "Delivery", "Review"))}
-        self.tags: dict[int, dict[str, Any]] = {5500 + i: {"id": 5500 + i, "name": t, "dataTag": False} for i, t in enumerate(TAGS)}
+        self.tags: dict[int, dict[str, Any]] = {
+            5500 + i: {"id": 5500 + i, "name": t, "dataTag": False} for i, t in enumerate(TAGS)
+        }
         self.field_defs = {fid: {"id": fid, "name": n, "type": t} for fid, n, t in FIELD_DEFS}
         self.kases: dict[int, dict[str, Any]] = {}
         self.extra_parties: dict[int, list[int]] = {}
@@ -96,7 +106,7 @@ class CapsuleEmulator(Emulator):
 
     def _party_ref(self, party_id: int) -> dict[str, Any]:
         party = self.parties[party_id]
-        ref = {k: party[k] for k in ("id", "type", "name", "firstName", "lastName") if k in party}
+        ref: dict[str, Any] = {k: party[k] for k in ("id", "type", "name", "firstName", "lastName") if k in party}
         ref["pictureURL"] = "https://capsulecrm.com/theme/default/images/org_avatar_70.png"
         return ref
 
@@ -171,8 +181,16 @@ class CapsuleEmulator(Emulator):
         self.valid_tokens.add(access)
         self.token_expiry[access] = time.time() + 3600
         self.count("refreshes")
-        return json_response({"access_token": access, "refresh_token": new_refresh, "token_type": "bearer",
-                              "expires_in": 3600, "scope": "read write", "subdomain": "sample"})
+        return json_response(
+            {
+                "access_token": access,
+                "refresh_token": new_refresh,
+                "token_type": "bearer",
+                "expires_in": 3600,
+                "scope": "read write",
+                "subdomain": "sample",
+            }
+        )
 
     def _not_found(self) -> web.Response:
         return json_response({"message": "Could not find resource"}, 404)
@@ -191,10 +209,22 @@ class CapsuleEmulator(Emulator):
     def _synthetic(self, index: int) -> dict[str, Any]:
         created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
         return {
-            "id": 1_000_000 + index, "party": self._party_ref(77000 + index % len(ORGS)), "owner": dict(self.users[318]),
-            "team": None, "status": "OPEN", "opportunity": None, "stage": dict(self.stages[150]), "createdAt": _iso(created),
-            "updatedAt": _iso(created), "expectedCloseOn": "2025-06-30", "closedOn": None, "lastContactedAt": None,
-            "name": f"Synthetic project {index}", "description": None, "tags": [], "fields": [],
+            "id": 1_000_000 + index,
+            "party": self._party_ref(77000 + index % len(ORGS)),
+            "owner": dict(self.users[318]),
+            "team": None,
+            "status": "OPEN",
+            "opportunity": None,
+            "stage": dict(self.stages[150]),
+            "createdAt": _iso(created),
+            "updatedAt": _iso(created),
+            "expectedCloseOn": "2025-06-30",
+            "closedOn": None,
+            "lastContactedAt": None,
+            "name": f"Synthetic project {index}",
+            "description": None,
+            "tags": [],
+            "fields": [],
         }
 
     async def list_kases(self, request: web.Request) -> web.Response:
@@ -277,9 +307,23 @@ class CapsuleEmulator(Emulator):
     def _validate(self, body: dict[str, Any], current: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
         """Apply a kase body onto `current` (or a new kase); returns (kase, errors)."""
         errors: list[dict[str, str]] = []
-        kase = dict(current) if current else {"status": "OPEN", "tags": [], "fields": [], "owner": None, "team": None,
-                                              "opportunity": None, "stage": None, "description": None,
-                                              "expectedCloseOn": None, "closedOn": None, "lastContactedAt": None}
+        kase = (
+            dict(current)
+            if current
+            else {
+                "status": "OPEN",
+                "tags": [],
+                "fields": [],
+                "owner": None,
+                "team": None,
+                "opportunity": None,
+                "stage": None,
+                "description": None,
+                "expectedCloseOn": None,
+                "closedOn": None,
+                "lastContactedAt": None,
+            }
+        )
 
         def err(field: str, message: str) -> None:
             errors.append({"message": message, "resource": "kase", "field": field})
@@ -387,8 +431,13 @@ class CapsuleEmulator(Emulator):
         except ValueError:
             return json_response({"message": "Could not parse the request body"}, 400)
         if not isinstance(data, dict) or not isinstance(data.get("kase"), dict):
-            return json_response({"message": "Validation Failed", "errors": [{"message": "kase is required", "resource": "kase",
-                                                                             "field": "kase"}]}, 422)
+            return json_response(
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"message": "kase is required", "resource": "kase", "field": "kase"}],
+                },
+                422,
+            )
         return data["kase"]
 
     async def create_kase(self, request: web.Request) -> web.Response:
@@ -451,8 +500,13 @@ class CapsuleEmulator(Emulator):
             return self._not_found()
         extra = self.extra_parties.setdefault(kase["id"], [])
         if party in extra:
-            return json_response({"message": "Validation Failed", "errors": [{"message": "party is already associated",
-                                                                             "resource": "kase", "field": "parties"}]}, 422)
+            return json_response(
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"message": "party is already associated", "resource": "kase", "field": "parties"}],
+                },
+                422,
+            )
         extra.append(party)
         return web.Response(status=204)
 

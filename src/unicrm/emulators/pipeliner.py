@@ -30,8 +30,12 @@ from aiohttp import web
 from unicrm.emulators.base import Emulator, json_response
 
 SPACE = "sample_space"
-CURRENCIES = (("EUR", "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"), ("USD", "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"),
-              ("GBP", "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"), ("CHF", "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a"))
+CURRENCIES = (
+    ("EUR", "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"),
+    ("USD", "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"),
+    ("GBP", "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"),
+    ("CHF", "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a"),
+)
 CLIENTS = (("Jonas", "Berg"), ("Mila", "Novak"), ("Omar", "Haddad"))
 ACCOUNTS = ("Nordlicht GmbH", "Baltic Freight", "Cedar Health", "Orbit Media", "Kestrel Foods", "Lumen Labs")
 CONTACTS = (("Lena", "Vogt"), ("Tom", "Reid"), ("Ines", "Costa"), ("Yuki", "Sato"), ("Piet", "de Vries"))
@@ -93,8 +97,11 @@ class PipelinerEmulator(Emulator):
                 "owner_id": client_ids[i % len(client_ids)],
                 "account_id": account_ids[i % len(account_ids)] if i % 5 else None,
                 "share_mode": 0,
-                "revenue_goal": {"base_value": float(1000 * (i + 1)), "currency_id": CURRENCIES[i % 2][1],
-                                 "value_foreign": float(1000 * (i + 1))},
+                "revenue_goal": {
+                    "base_value": float(1000 * (i + 1)),
+                    "currency_id": CURRENCIES[i % 2][1],
+                    "value_foreign": float(1000 * (i + 1)),
+                },
                 "completion_rate": float((i * 13) % 101),
                 "tags": [],
             }
@@ -173,10 +180,12 @@ class PipelinerEmulator(Emulator):
         out["owner"] = dict(owner) if "owner" in expand and owner else self._uri(request, "Clients", project["owner_id"])
         if project.get("account_id"):
             account = self.accounts.get(project["account_id"])
-            out["account"] = dict(account) if "account" in expand and account else self._uri(request, "Accounts", project["account_id"])
+            out["account"] = (
+                dict(account) if "account" in expand and account else self._uri(request, "Accounts", project["account_id"])
+            )
         else:
             out["account"] = None
-        relations = []
+        relations: list[Any] = []
         for rid in project.get("contact_relation_ids", []):
             rel = self.relations[rid]
             if "contact_relations" in expand or "contact_relations.contact" in expand:
@@ -187,8 +196,10 @@ class PipelinerEmulator(Emulator):
             else:
                 relations.append(self._uri(request, "ProjectContactRelations", rid))
         out["contact_relations"] = relations
-        primary = next((self.relations[r]["contact_id"] for r in project.get("contact_relation_ids", [])
-                        if self.relations[r]["is_primary"]), None)
+        primary = next(
+            (self.relations[r]["contact_id"] for r in project.get("contact_relation_ids", []) if self.relations[r]["is_primary"]),
+            None,
+        )
         out["primary_contact"] = self._uri(request, "Contacts", primary) if primary else None
         return out
 
@@ -198,11 +209,23 @@ class PipelinerEmulator(Emulator):
     def _synthetic(self, index: int) -> dict[str, Any]:
         created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
         return {
-            "id": str(uuid.UUID(int=index + 1)), "is_deleted": False, "is_delete_protected": False, "created": _stamp(created),
-            "modified": _stamp(created), "revision": 1, "name": f"Synthetic project {index}", "description": None,
-            "start_date": "2024-01-01", "end_date": "2024-12-31", "owner_id": next(iter(self.clients)), "account_id": None,
-            "share_mode": 0, "revenue_goal": {"base_value": 0.0, "currency_id": CURRENCIES[0][1], "value_foreign": 0.0},
-            "completion_rate": 0.0, "tags": [], "contact_relation_ids": [],
+            "id": str(uuid.UUID(int=index + 1)),
+            "is_deleted": False,
+            "is_delete_protected": False,
+            "created": _stamp(created),
+            "modified": _stamp(created),
+            "revision": 1,
+            "name": f"Synthetic project {index}",
+            "description": None,
+            "start_date": "2024-01-01",
+            "end_date": "2024-12-31",
+            "owner_id": next(iter(self.clients)),
+            "account_id": None,
+            "share_mode": 0,
+            "revenue_goal": {"base_value": 0.0, "currency_id": CURRENCIES[0][1], "value_foreign": 0.0},
+            "completion_rate": 0.0,
+            "tags": [],
+            "contact_relation_ids": [],
         }
 
     def _matches(self, project: dict[str, Any], filters: list[tuple[str, str, str]]) -> bool:
@@ -213,8 +236,14 @@ class PipelinerEmulator(Emulator):
                 right: Any = _parse(raw)
             else:
                 left, right = str(value), raw
-            ok = {"eq": left == right, "not-eq": left != right, "gt": left > right, "gte": left >= right,
-                  "lt": left < right, "lte": left <= right}[op]
+            ok = {
+                "eq": left == right,
+                "not-eq": left != right,
+                "gt": left > right,
+                "gte": left >= right,
+                "lt": left < right,
+                "lte": left <= right,
+            }[op]
             if not ok:
                 return False
         return True
@@ -247,7 +276,7 @@ class PipelinerEmulator(Emulator):
         if after:
             try:
                 offset = int(orjson.loads(base64.b64decode(after))[0])
-            except Exception:  # noqa: BLE001 - any malformed cursor is the client's error
+            except Exception:
                 return self._error(400, 117, "ERROR_PARAMETER_INVALID", "after is not a valid cursor")
         expand = self._expand(request)
         if self.dataset_size:
@@ -260,7 +289,7 @@ class PipelinerEmulator(Emulator):
             order = query.get("order-by", "created")
             for part in reversed(order.split(",")):
                 key = part.lstrip("-")
-                projects.sort(key=lambda p, key=key: str(p.get(key)), reverse=part.startswith("-"))
+                projects.sort(key=lambda p, k=key: str(p.get(k)), reverse=part.startswith("-"))  # type: ignore[misc]
             total = len(projects)
             page = projects[offset : offset + first]
         end = offset + len(page)
@@ -268,13 +297,19 @@ class PipelinerEmulator(Emulator):
         def cursor(position: int) -> str:
             return base64.b64encode(orjson.dumps([str(position)])).decode()
 
-        return json_response({
-            "success": True,
-            "total": total,
-            "page_info": {"start_cursor": cursor(offset), "end_cursor": cursor(end), "has_previous_page": offset > 0,
-                          "has_next_page": end < total},
-            "data": [self._out(request, p, expand) for p in page],
-        })
+        return json_response(
+            {
+                "success": True,
+                "total": total,
+                "page_info": {
+                    "start_cursor": cursor(offset),
+                    "end_cursor": cursor(end),
+                    "has_previous_page": offset > 0,
+                    "has_next_page": end < total,
+                },
+                "data": [self._out(request, p, expand) for p in page],
+            }
+        )
 
     def _find(self, request: web.Request) -> dict[str, Any] | None:
         ident = request.match_info["id"]
@@ -304,8 +339,19 @@ class PipelinerEmulator(Emulator):
 
     def _apply(self, body: dict[str, Any], current: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
         errors: list[dict[str, str]] = []
-        project = dict(current) if current else {"description": None, "start_date": None, "account_id": None, "share_mode": 0,
-                                                 "completion_rate": 0.0, "tags": [], "contact_relation_ids": []}
+        project = (
+            dict(current)
+            if current
+            else {
+                "description": None,
+                "start_date": None,
+                "account_id": None,
+                "share_mode": 0,
+                "completion_rate": 0.0,
+                "tags": [],
+                "contact_relation_ids": [],
+            }
+        )
 
         def err(field: str, message: str) -> None:
             errors.append({"field": field, "message": message})
@@ -339,8 +385,11 @@ class PipelinerEmulator(Emulator):
             elif goal["currency_id"] not in self.currencies:
                 err("revenue_goal", "revenue_goal.currency_id does not reference an existing Currency")
             else:
-                project["revenue_goal"] = {"base_value": float(goal["base_value"]), "currency_id": goal["currency_id"],
-                                           "value_foreign": float(goal["value_foreign"])}
+                project["revenue_goal"] = {
+                    "base_value": float(goal["base_value"]),
+                    "currency_id": goal["currency_id"],
+                    "value_foreign": float(goal["value_foreign"]),
+                }
         if "contact_relations" in body:
             relations = body["contact_relations"] or []
             bad = [r for r in relations if not isinstance(r, dict) or r.get("contact_id") not in self.contacts]
@@ -364,7 +413,9 @@ class PipelinerEmulator(Emulator):
             return
         for rid in project.get("contact_relation_ids", []):
             self.relations.pop(rid, None)
-        project["contact_relation_ids"] = [self._relation(project["id"], r["contact_id"], bool(r.get("is_primary"))) for r in relations]
+        project["contact_relation_ids"] = [
+            self._relation(project["id"], r["contact_id"], bool(r.get("is_primary"))) for r in relations
+        ]
 
     async def _json(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:

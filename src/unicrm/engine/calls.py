@@ -22,14 +22,28 @@ from unicrm.outbound.pool import SessionPool
 from unicrm.providers.declaration import Endpoint, FieldError, Provider, parse_iso_datetime
 
 REDACTED = "[redacted]"
-MESSAGE_KEYS = ("message", "Message", "msg", "errorMessage", "error_description", "description", "detail", "summary", "error", "title")
+MESSAGE_KEYS = (
+    "message",
+    "Message",
+    "msg",
+    "errorMessage",
+    "error_description",
+    "description",
+    "detail",
+    "summary",
+    "error",
+    "title",
+)
 
 
 class AccountGateway(Protocol):
     """What calls need from the store: refresh tokens once across processes, flag reauth."""
 
     async def refresh_context(
-        self, account_id: str, needs: Callable[[dict[str, Any]], bool], refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+        self,
+        account_id: str,
+        needs: Callable[[dict[str, Any]], bool],
+        refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]: ...
 
     async def mark_needs_reauth(self, account_id: str, message: str) -> None: ...
@@ -204,7 +218,9 @@ class ProviderCall:
             await self.gateway.mark_needs_reauth(self.account_id, message)
             return ApiError(401, message, remote=True, raw_response=raw)
         if status == 403:
-            return ApiError(403, f"{label} refused access{suffix}. Check the account's permissions in {label}.", remote=True, raw_response=raw)
+            return ApiError(
+                403, f"{label} refused access{suffix}. Check the account's permissions in {label}.", remote=True, raw_response=raw
+            )
         if status == 404:
             return ApiError(404, f"{label} has no such record{suffix}.", remote=True, raw_response=raw)
         if status == 429:
@@ -219,7 +235,13 @@ class ProviderCall:
                 insight={"rate_limit_error": {"description": f"{label} is rate limiting this account"}},
             )
         if status >= 500:
-            return ApiError(502, f"{label} failed with HTTP {status}{suffix}. Try again later.", remote=True, raw_response=raw, headers=headers)
+            return ApiError(
+                502,
+                f"{label} failed with HTTP {status}{suffix}. Try again later.",
+                remote=True,
+                raw_response=raw,
+                headers=headers,
+            )
         invalid = self._field_errors(raw)
         message = f"{label} rejected the request (HTTP {status}){suffix}."
         if invalid:
@@ -272,7 +294,9 @@ class ProviderCall:
         return value
 
     def _redacted(self, exchange: Exchange) -> Exchange:
-        headers = {k: (REDACTED if k.lower() in {"authorization", "cookie"} else self.redact(v)) for k, v in exchange.headers.items()}
+        headers = {
+            k: (REDACTED if k.lower() in {"authorization", "cookie"} else self.redact(v)) for k, v in exchange.headers.items()
+        }
         return Exchange(
             exchange.method,
             self.redact(exchange.url),

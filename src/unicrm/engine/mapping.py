@@ -109,7 +109,7 @@ def _compile_reader(fields: tuple[Field, ...], empty: Mapping[str, Any]) -> ToUn
             lines.append(f"    out[{fld.unified!r}] = v if v is not None else list(d{index})")
     lines.append("    return out")
     exec("\n".join(lines), namespace)
-    return namespace["to_unified"]  # type: ignore[no-any-return]
+    return namespace["to_unified"]
 
 
 @dataclass(frozen=True)
@@ -158,14 +158,13 @@ def compile_mapping(provider: Provider) -> CompiledMapping:
         raise ValueError(f"{provider.name}: unknown unified fields {unknown}")
     if len(set(names)) != len(names):
         raise ValueError(f"{provider.name}: a unified field is declared twice")
-    empty = {f.name: [] for f in FIELDS_BY_NAME.values() if f.kind == "ref_list"}
+    empty: dict[str, list[Any]] = {f.name: [] for f in FIELDS_BY_NAME.values() if f.kind == "ref_list"}
     reader = _compile_reader(provider.fields, empty)
     writable: dict[Op, frozenset[str]] = {
         op: frozenset(f.unified for f in provider.fields if f.writes_on(op)) for op in ("create", "update")
     }
     required: dict[Op, tuple[str, ...]] = {
-        op: tuple(f.unified for f in provider.fields if op in f.required)
-        for op in ("list", "get", "create", "update", "delete")
+        op: tuple(f.unified for f in provider.fields if op in f.required) for op in ("list", "get", "create", "update", "delete")
     }
     remote: dict[str, str] = {}
     for fld in provider.fields:

@@ -79,7 +79,9 @@ def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
     rows = field_rows(mapping, method)
     supported = {r["name"] for r in rows if r["supported"]}
     required = required_on(mapping, method) if method in ("create", "update") else []
-    response_props = {f.name: json_schema_for(f.kind, f.enum) | {"description": f.description} for f in FIELDS if f.name in mapping.readable}
+    response_props = {
+        f.name: json_schema_for(f.kind, f.enum) | {"description": f.description} for f in FIELDS if f.name in mapping.readable
+    }
     response_props["remote_data"] = {"type": "object", "description": f"The {provider.label} record as received"}
     meta: dict[str, Any] = {
         "integration": provider.name,
@@ -119,8 +121,11 @@ def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
             "properties": {
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
                 "next_cursor": {"type": "string"},
-                **{f"{name}[{op}]": {"type": "string", "format": "date-time", "x-applied-by": how}
-                   for name, ops in honoured.items() for op, how in ops.items()},
+                **{
+                    f"{name}[{op}]": {"type": "string", "format": "date-time", "x-applied-by": how}
+                    for name, ops in honoured.items()
+                    for op, how in ops.items()
+                },
             },
         }
     return meta
@@ -136,7 +141,8 @@ def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
         "Legend: **R** required, ✓ supported, – not supported. Required groups read `a or b`.",
         "",
     ]
-    for op in OPERATIONS:
+    ops: tuple[Op, ...] = OPERATIONS  # type: ignore[assignment]
+    for op in ops:
         lines += [f"## {op}", ""]
         lines.append("| field | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(names))

@@ -6,8 +6,9 @@ and serves every request by reading those declarations: it contains no provider 
 
 from __future__ import annotations
 
+import builtins
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,10 +34,16 @@ MAX_PAGES_PER_REQUEST = 50
 
 
 class AccountLike(Protocol):
-    id: str
-    integration: str
-    context: dict[str, Any]
-    status: str
+    """What the engine needs of an integrated account (the store's `Account` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def integration(self) -> str: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass
@@ -94,7 +101,11 @@ class Engine:
             )
         secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
         mapping = self.mappings[provider.name]
-        return provider, mapping, ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets)
+        return (
+            provider,
+            mapping,
+            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets),
+        )
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
         if not provider.lookups:
@@ -109,9 +120,7 @@ class Engine:
                 continue
             response = await call.call(lookup.endpoint)
             records = get_path(_json(provider, response), lookup.records_path) or []
-            table = {
-                str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)
-            }
+            table = {str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)}
             self._lookups[key] = (now + lookup.ttl_s, table)
             out[lookup.name] = table
         return out
@@ -169,7 +178,9 @@ class Engine:
 
         if opts.format == "stream":
             first = await fetch(state)
-            return Result(content_type=NDJSON, stream=self._stream(first, fetch, opts), headers=rate_limit_headers(provider, first.response))
+            return Result(
+                content_type=NDJSON, stream=self._stream(first, fetch, opts), headers=rate_limit_headers(provider, first.response)
+            )
 
         page = await fetch(state)
         pages = 1
@@ -197,7 +208,7 @@ class Engine:
         return Result(body=envelope, headers=headers)
 
     async def _stream(
-        self, first: _Page, fetch: Callable[[dict[str, Any]], Any], opts: Options
+        self, first: _Page, fetch: Callable[[dict[str, Any]], Awaitable[_Page]], opts: Options
     ) -> AsyncIterator[bytes]:
         page = first
         while True:
@@ -214,9 +225,9 @@ class Engine:
 
     def _split_filters(
         self, provider: Provider, mapping: CompiledMapping, filters: tuple[Filter, ...]
-    ) -> tuple[list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]], list[Filter]]:
-        native: list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]] = []
-        residual: list[Filter] = []
+    ) -> tuple[builtins.list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]], builtins.list[Filter]]:
+        native: builtins.list[tuple[Filter, Callable[[str, Any], Mapping[str, Any]]]] = []
+        residual: builtins.list[Filter] = []
         for flt in filters:
             spec = next((n for n in provider.filters if n.field == flt.field and flt.op in n.ops), None)
             # A provider filter parameter carries one condition: a second condition on the same

@@ -112,7 +112,7 @@ def parse_options(query: dict[str, Any]) -> Options:
                     ) from None
                 filters.append(Filter(name, op, moment, str(text)))
         return Options(
-            format=fmt,  # type: ignore[arg-type]
+            format=fmt,
             ignore_remote_data=as_bool(query.get("truto_ignore_remote_data"), "truto_ignore_remote_data"),
             exclude_fields=tuple(as_list(query.get("truto_exclude_fields"))),
             key_by=_single(query, "truto_key_by") or None,

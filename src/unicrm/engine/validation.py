@@ -122,7 +122,11 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
             raise ApiError(
                 400,
                 f"{label} stores {' and '.join(group)} in the same place: send only one of {', '.join(given)}.",
-                insight={"invalid_fields": [{"field": n, "message": f"conflicts with {', '.join(g for g in given if g != n)}"} for n in given]},
+                insight={
+                    "invalid_fields": [
+                        {"field": n, "message": f"conflicts with {', '.join(g for g in given if g != n)}"} for n in given
+                    ]
+                },
             )
     if missing:
         raise ApiError(

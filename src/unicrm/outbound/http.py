@@ -131,8 +131,12 @@ async def send(
             raise ApiError(
                 502,
                 f"Could not get an answer from the provider ({method} {_redact_url(url)}): "
-                f"{type(exc).__name__}. " + ("Nothing was retried because this is a write; check the "
-                "provider before sending it again." if method != "GET" else "Try again later."),
+                f"{type(exc).__name__}. "
+                + (
+                    "Nothing was retried because this is a write; check the provider before sending it again."
+                    if method != "GET"
+                    else "Try again later."
+                ),
                 remote=True,
             ) from None
 

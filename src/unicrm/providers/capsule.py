@@ -215,8 +215,13 @@ PROVIDER = Provider(
     ),
     differences=(
         Difference("account", "create", "supported", "required (or a contact)", "Capsule requires a main party on every project"),
-        Difference("contact", "create", "supported", "required (or an account), at most one",
-                   "the contact is the project's main party; Capsule holds one"),
+        Difference(
+            "contact",
+            "create",
+            "supported",
+            "required (or an account), at most one",
+            "the contact is the project's main party; Capsule holds one",
+        ),
         Difference("owner", "create", "supported", "required (or team in remote_data)", "Capsule requires an owner or a team"),
         Difference("status", "create", "open, closed", "open, closed", "same as Truto; other unified statuses are refused"),
         Difference("opportunity", "create", "supported", "at most one", "Capsule links one opportunity per project"),

@@ -502,4 +502,3 @@ class Provider:
             if f.unified == unified:
                 return f
         return None
-

@@ -103,7 +103,9 @@ def write_amount(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 def _currency_id(code: str, lookups: Lookups) -> str:
     ids = lookups.get("currency_ids", {})
     if code not in ids:
-        raise ConversionError(f"{code!r} is not a currency of this Pipeliner space; available: {', '.join(sorted(ids)) or 'none'}")
+        raise ConversionError(
+            f"{code!r} is not a currency of this Pipeliner space; available: {', '.join(sorted(ids)) or 'none'}"
+        )
     return str(ids[code])
 
 
@@ -147,7 +149,9 @@ PROVIDER = Provider(
         ContextField("username", "API application user name (Administration → Applications)", secret=True),
         ContextField("password", "API application password", secret=True),
         ContextField("space_id", "The team space id"),
-        ContextField("region", "Service region: us-east, eu-central, ca-central or ap-southeast", required=False, default="us-east"),
+        ContextField(
+            "region", "Service region: us-east, eu-central, ca-central or ap-southeast", required=False, default="us-east"
+        ),
         ContextField("default_currency", "Currency code of the default revenue goal (default EUR)", required=False),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
     ),
@@ -198,7 +202,9 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", reset="X-RateLimit-Reset"),
     lookups=(
         Lookup("currency_ids", Endpoint("GET", "/entities/Currencies"), records_path="data", key="code", value="id", ttl_s=3600),
-        Lookup("currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600),
+        Lookup(
+            "currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600
+        ),
     ),
     differences=(
         Difference("status", "create", "supported", "read-only", "Pipeliner computes status from activities (1/2/4)"),
@@ -210,4 +216,3 @@ PROVIDER = Provider(
         "default_currency (EUR when unset).",
     ),
 )
-

@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import delete, event, select, text, update
+from sqlalchemy import Table, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -132,7 +132,7 @@ class Store:
         env_id = str(uuid.uuid4())
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(EnvironmentRow.__table__.insert().values(id=env_id, name=name, created_at=_now()))
+                await conn.execute(insert(EnvironmentRow).values(id=env_id, name=name, created_at=_now()))
             return env_id
         except IntegrityError:
             # Another process created it at the same moment.
@@ -149,7 +149,7 @@ class Store:
         token = "ucrm_" + secrets.token_urlsafe(32)
         async with self.engine.begin() as conn:
             await conn.execute(
-                ApiTokenRow.__table__.insert().values(
+                insert(ApiTokenRow).values(
                     id=str(uuid.uuid4()), environment_id=env_id, token_hash=self._hash(token), prefix=token[:9], created_at=_now()
                 )
             )
@@ -159,7 +159,11 @@ class Store:
         """The environment id of a valid token, else None."""
         digest = self._hash(token)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(ApiTokenRow.token_hash, ApiTokenRow.environment_id).where(ApiTokenRow.token_hash == digest))).first()
+            row = (
+                await conn.execute(
+                    select(ApiTokenRow.token_hash, ApiTokenRow.environment_id).where(ApiTokenRow.token_hash == digest)
+                )
+            ).first()
         if row is None or not hmac.compare_digest(row[0], digest):
             return None
         return str(row[1])
@@ -194,7 +198,7 @@ class Store:
             "version": 1,
         }
         async with self.engine.begin() as conn:
-            await conn.execute(IntegratedAccountRow.__table__.insert().values(**values))
+            await conn.execute(insert(IntegratedAccountRow).values(**values))
         return _values_to_account(values, context)
 
     async def get_account(self, account_id: str, environment_id: str | None = None) -> Account | None:
@@ -207,7 +211,9 @@ class Store:
 
     async def account_version(self, account_id: str) -> int | None:
         async with self.engine.connect() as conn:
-            value = (await conn.execute(select(IntegratedAccountRow.version).where(IntegratedAccountRow.id == account_id))).scalar()
+            value = (
+                await conn.execute(select(IntegratedAccountRow.version).where(IntegratedAccountRow.id == account_id))
+            ).scalar()
         return None if value is None else int(value)
 
     async def list_accounts(
@@ -220,7 +226,7 @@ class Store:
         tenant_id: str | None = None,
     ) -> tuple[list[Account], str | None]:
         """A page of accounts ordered by (created_at, id); the cursor is opaque."""
-        table = IntegratedAccountRow.__table__
+        table = cast(Table, IntegratedAccountRow.__table__)
         query = select(table).where(table.c.environment_id == environment_id)
         if integration:
             query = query.where(table.c.integration == integration)
@@ -357,7 +363,7 @@ class Store:
         self, environment_id: str, account_id: str, key: str, method: str, path: str, request_hash: str
     ) -> IdempotencyHit | None:
         """Claim a key (None), or return the earlier request that holds it."""
-        table = IdempotencyKeyRow.__table__
+        table = _idempotency_table()
         cutoff = _now() - IDEMPOTENCY_TTL
         where = (table.c.environment_id == environment_id, table.c.key == key, table.c.method == method, table.c.path == path)
         async with self.engine.begin() as conn:
@@ -384,17 +390,21 @@ class Store:
                 return await self.idempotency_begin(environment_id, account_id, key, method, path, request_hash)
             return IdempotencyHit(row.state, row.request_hash, row.status_code, row.body)
 
-    async def idempotency_finish(self, environment_id: str, key: str, method: str, path: str, status_code: int, body: bytes) -> None:
-        table = IdempotencyKeyRow.__table__
+    async def idempotency_finish(
+        self, environment_id: str, key: str, method: str, path: str, status_code: int, body: bytes
+    ) -> None:
+        table = _idempotency_table()
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(table)
-                .where(table.c.environment_id == environment_id, table.c.key == key, table.c.method == method, table.c.path == path)
+                .where(
+                    table.c.environment_id == environment_id, table.c.key == key, table.c.method == method, table.c.path == path
+                )
                 .values(state="done", status_code=status_code, body=body)
             )
 
     async def idempotency_abort(self, environment_id: str, key: str, method: str, path: str) -> None:
-        table = IdempotencyKeyRow.__table__
+        table = _idempotency_table()
         async with self.engine.begin() as conn:
             await conn.execute(
                 delete(table).where(
@@ -416,3 +426,7 @@ def _values_to_account(values: dict[str, Any], context: dict[str, Any]) -> Accou
         updated_at=values["updated_at"],
         version=values["version"],
     )
+
+
+def _idempotency_table() -> Table:
+    return cast(Table, IdempotencyKeyRow.__table__)

@@ -23,8 +23,8 @@ Decisions where the docs are silent (or only third parties speak):
 - Planhat has no updated-since filter: `updated_at` / `created_at` filters are applied by
   the engine to each page.
 - Delete is Planhat's hard delete; its answer is not a project, so the response is `{"id"}`.
-- Planhat gives no reset time with a 429; the limit resets every 60 to 120 seconds, so the
-  declared window (60 s) is what a client is told to wait.
+- A 429 from Planhat carries no Retry-After or reset time, so the engine's default wait is
+  what a client is told; `ratelimit-limit` reads `200;w=60` (the per-minute soft quota).
 """
 
 from __future__ import annotations

@@ -178,10 +178,11 @@ async def _demo(args: argparse.Namespace) -> None:
             raise SystemExit(f"the server did not start on {args.host}:{args.port}")
         await asyncio.sleep(0.05)
     base_url = f"http://{args.host}:{args.port}"
+    examples = {name: await _example_body(base_url, token, name, account_id) for name, account_id in accounts.items()}
     if args.json:
         print(orjson.dumps({"base_url": base_url, "api_token": token, "integrated_accounts": accounts}).decode(), flush=True)
     else:
-        print(_quickstart(base_url, token, accounts), flush=True)
+        print(_quickstart(base_url, token, accounts, examples), flush=True)
     try:
         await task
     finally:
@@ -191,7 +192,38 @@ async def _demo(args: argparse.Namespace) -> None:
             temp.cleanup()
 
 
-def _quickstart(base_url: str, token: str, accounts: dict[str, str]) -> str:
+async def _example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
+    """A create body that works for this account: its required fields copied from a sample project."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{base_url}/unified/crm/projects/{integration}/meta/create") as resp:
+            meta = await resp.json()
+        query = {"integrated_account_id": account_id, "limit": "50", "truto_ignore_remote_data": "true"}
+        async with session.get(f"{base_url}/unified/crm/projects", params=query) as resp:
+            if resp.status != 200:
+                return None
+            sample = (await resp.json())["result"]
+    schema = meta.get("request_body_schema") or {}
+    body: dict[str, Any] = {"name": "Kick-off from the unicrm demo"}
+    wanted = [[f] for f in schema.get("required", []) if f != "name"] + list(schema.get("x-required-one-of", []))
+    for group in wanted:
+        for field in group:
+            value = next((r[field] for r in sample if r.get(field) not in (None, [], {})), None)
+            if value is not None:
+                body[field] = (
+                    {"id": value["id"]}
+                    if isinstance(value, dict)
+                    else [{"id": value[0]["id"]}]
+                    if isinstance(value, list)
+                    else value
+                )
+                break
+    return body
+
+
+def _quickstart(base_url: str, token: str, accounts: dict[str, str], examples: dict[str, dict[str, Any] | None]) -> str:
     lines = [
         f"unicrm demo is running at {base_url} (docs: {base_url}/docs). Ctrl-C to stop.",
         "",
@@ -227,9 +259,14 @@ def _quickstart(base_url: str, token: str, accounts: dict[str, str]) -> str:
         "# stream every project as NDJSON",
         f'curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id={acc}&truto_response_format=stream" | head -3',
         "",
-        "# create (see the meta endpoint for each integration's required fields; ids come from the sample data):",
-        f'curl -s {auth} "$UNICRM/unified/crm/projects/{first}/meta/create" | python3 -m json.tool | head -40',
+        "# create a project in each CRM (required fields differ: see .../{integration}/meta/create; ids from the sample data)",
     ]
+    for name, body in examples.items():
+        if body is not None:
+            lines.append(
+                f"curl -s -X POST {auth} -H \"Content-Type: application/json\" -d '{orjson.dumps(body).decode()}' "
+                f'"$UNICRM/unified/crm/projects?integrated_account_id=${name.upper()}"'
+            )
     return "\n".join(lines)
 
 

@@ -1,0 +1,74 @@
+"""The command line: `unicrm demo --json`, `unicrm token create`, `unicrm emulate --json`, `unicrm coverage --check`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.harness import free_port
+
+UNICRM = [sys.executable, "-m", "unicrm.cli"]
+
+
+def _get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.load(resp)
+
+
+def test_demo_json_serves_every_integration(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "UNICRM_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [*UNICRM, "demo", "--json", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        info = json.loads(line)
+        assert set(info) == {"base_url", "api_token", "integrated_accounts"}
+        from unicrm.emulators import EMULATORS
+
+        assert set(info["integrated_accounts"]) == set(EMULATORS)
+        for account in info["integrated_accounts"].values():
+            page = _get(f"{info['base_url']}/unified/crm/projects?integrated_account_id={account}&limit=3", info["api_token"])
+            assert page["result"] and len(page["result"]) <= 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_token_create_prints_only_the_token(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*UNICRM, "token", "create", "--data-dir", str(tmp_path), "--environment", "staging"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "UNICRM_DATA_DIR": str(tmp_path)},
+    )
+    assert out.stdout.strip().startswith("ucrm_") and len(out.stdout.strip().splitlines()) == 1
+
+
+def test_emulate_json(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*UNICRM, "emulate", "capsule", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert set(info) == {"capsule"}
+        assert info["capsule"]["context"]["base_url"] == info["capsule"]["base_url"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_coverage_table_is_up_to_date() -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [*UNICRM, "coverage", "--check", "--output", str(root / "docs" / "coverage.md")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

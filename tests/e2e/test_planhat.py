@@ -76,9 +76,7 @@ async def test_custom_fields_by_name(harness: Harness) -> None:
     assert project["custom_fields"] == {"Delivery Lead": "Sara Lind", "Region": "DACH"}
 
     # Only the custom fields sent change; null clears one.
-    patched = await harness.unified(
-        "PATCH", P, f"/{project['id']}", json={"custom_fields": {"Seats": 12, "Delivery Lead": None}}
-    )
+    patched = await harness.unified("PATCH", P, f"/{project['id']}", json={"custom_fields": {"Seats": 12, "Delivery Lead": None}})
     assert patched.status == 200, patched.text
     assert patched.json()["custom_fields"] == {"Region": "DACH", "Seats": 12}
 

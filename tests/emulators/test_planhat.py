@@ -82,10 +82,18 @@ def test_create_validation(body: dict[str, Any], named: str) -> None:
 
 def test_create_update_delete() -> None:
     data = PlanhatData()
-    created = data.create_project({
-        "name": "Rollout", "companyId": a_company(data), "companyName": "ignored", "mrr": 10, "currency": "EUR",
-        "endDate": "2025-09-30", "custom": {"Region": "DACH", "Segment": "not a project field"}, "colour": "red",
-    })
+    created = data.create_project(
+        {
+            "name": "Rollout",
+            "companyId": a_company(data),
+            "companyName": "ignored",
+            "mrr": 10,
+            "currency": "EUR",
+            "endDate": "2025-09-30",
+            "custom": {"Region": "DACH", "Segment": "not a project field"},
+            "colour": "red",
+        }
+    )
     assert created["companyName"] == data.companies[0]["name"]
     assert created["endDate"] == "2025-09-30T00:00:00.000Z"
     assert created["custom"] == {"Region": "DACH"}

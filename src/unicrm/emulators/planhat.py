@@ -45,15 +45,40 @@ SOFT_QUOTA = 200  # calls a minute: reported in headers, not enforced ("soft lim
 HARD_PER_SECOND = 150
 LEAN_KEYS = ("_id", "companyId", "name")
 READ_ONLY = frozenset({"_id", "companyName", "createdAt", "updatedAt", "__v"})
-SORTABLE = frozenset({"_id", "name", "companyId", "companyName", "createdAt", "updatedAt", "startDate", "endDate", "mrr", "arr",
-                      "nrr", "externalId", "sourceId"})
+SORTABLE = frozenset(
+    {
+        "_id",
+        "name",
+        "companyId",
+        "companyName",
+        "createdAt",
+        "updatedAt",
+        "startDate",
+        "endDate",
+        "mrr",
+        "arr",
+        "nrr",
+        "externalId",
+        "sourceId",
+    }
+)
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _MACHINE = "5f1a2b3c4d"  # the middle of every ObjectId this emulator makes (10 hex digits)
 
 COMPANIES = (
-    "Nordvik Logistics", "Tenet", "Harbor Lane Bakery", "Alpine Dairy", "Copperleaf Hotels", "Delta Ports", "Evergreen Schools",
-    "Foxglove Pharma", "Helio Energy", "Kestrel Analytics", "Lumen Health", "Orbit Freight",
+    "Nordvik Logistics",
+    "Tenet",
+    "Harbor Lane Bakery",
+    "Alpine Dairy",
+    "Copperleaf Hotels",
+    "Delta Ports",
+    "Evergreen Schools",
+    "Foxglove Pharma",
+    "Helio Energy",
+    "Kestrel Analytics",
+    "Lumen Health",
+    "Orbit Freight",
 )
 USERS = (("Maria", "Reyes"), ("Jae", "Kim"), ("Tove", "Berg"), ("Sam", "Okafor"), ("Lea", "Martin"), ("Ivo", "Novak"))
 TOPICS = ("Onboarding", "SAP Integration", "ERP Rollout", "Data migration", "Pilot", "Expansion", "Training", "Renewal review")
@@ -114,28 +139,52 @@ class PlanhatData:
         rng = random.Random(seed)
         made = _EPOCH - timedelta(days=400)
         self.users = [
-            {"_id": object_id(made + timedelta(hours=i), 0x100 + i), "firstName": first, "lastName": last,
-             "nickName": first, "email": f"{first.lower()}.{last.lower()}@example.com", "inactive": False,
-             "createdAt": iso_ms(made + timedelta(hours=i)), "updatedAt": iso_ms(made + timedelta(hours=i))}
+            {
+                "_id": object_id(made + timedelta(hours=i), 0x100 + i),
+                "firstName": first,
+                "lastName": last,
+                "nickName": first,
+                "email": f"{first.lower()}.{last.lower()}@example.com",
+                "inactive": False,
+                "createdAt": iso_ms(made + timedelta(hours=i)),
+                "updatedAt": iso_ms(made + timedelta(hours=i)),
+            }
             for i, (first, last) in enumerate(USERS)
         ]
         self.companies = [
-            {"_id": object_id(made + timedelta(days=1, hours=i), 0x200 + i), "name": name,
-             "owner": self.users[i % len(self.users)]["_id"],
-             "status": rng.choice(("prospect", "customer", "customer", "coming")),
-             "externalId": f"ACC-{1000 + i}", "custom": {}}
+            {
+                "_id": object_id(made + timedelta(days=1, hours=i), 0x200 + i),
+                "name": name,
+                "owner": self.users[i % len(self.users)]["_id"],
+                "status": rng.choice(("prospect", "customer", "customer", "coming")),
+                "externalId": f"ACC-{1000 + i}",
+                "custom": {},
+            }
             for i, name in enumerate(COMPANIES)
         ]
         self.endusers = []
         for i in range(24):
             first, last = rng.choice(USERS)
             company = self.companies[i % len(self.companies)]
-            self.endusers.append({"_id": object_id(made + timedelta(days=2, hours=i), 0x300 + i), "firstName": first,
-                                  "lastName": last, "name": f"{first} {last}", "companyId": company["_id"],
-                                  "email": f"{first.lower()}.{last.lower()}{i}@example.com"})
+            self.endusers.append(
+                {
+                    "_id": object_id(made + timedelta(days=2, hours=i), 0x300 + i),
+                    "firstName": first,
+                    "lastName": last,
+                    "name": f"{first} {last}",
+                    "companyId": company["_id"],
+                    "email": f"{first.lower()}.{last.lower()}{i}@example.com",
+                }
+            )
         self.custom_fields = [
-            {"_id": object_id(made + timedelta(days=3, hours=i), 0x400 + i), "name": name, "type": kind, "parent": parent,
-             "listValues": values or [], "isMandatory": False}
+            {
+                "_id": object_id(made + timedelta(days=3, hours=i), 0x400 + i),
+                "name": name,
+                "type": kind,
+                "parent": parent,
+                "listValues": values or [],
+                "isMandatory": False,
+            }
             for i, (name, kind, values, parent) in enumerate(CUSTOM_FIELDS)
         ]
         self.companies_by_id = {c["_id"]: c for c in self.companies}
@@ -205,7 +254,7 @@ class PlanhatData:
         """The index of a project addressed by `_id`, `extid-<externalId>` or `srcid-<sourceId>`."""
         for prefix, key in (("extid-", "externalId"), ("srcid-", "sourceId")):
             if ident.startswith(prefix):
-                wanted = ident[len(prefix):]
+                wanted = ident[len(prefix) :]
                 found = next((i for i, r in self._all() if wanted and r.get(key) == wanted), None)
                 if found is None:
                     raise PlanhatError(404, "Project not found")
@@ -360,8 +409,9 @@ class PlanhatData:
         return found
 
     def _related(self, kind: str) -> list[dict[str, Any]]:
-        return {"companies": self.companies, "users": self.users, "endusers": self.endusers,
-                "customfields": self.custom_fields}[kind]
+        return {"companies": self.companies, "users": self.users, "endusers": self.endusers, "customfields": self.custom_fields}[
+            kind
+        ]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -486,9 +536,14 @@ class PlanhatEmulator(Emulator):
         if now - second >= 1:
             second, burst = now, 0
         self._second[token] = (second, burst + 1)
-        headers = {} if self.faults.rate_limit is not None else {
-            "X-Rate-Limit-Limit": str(SOFT_QUOTA), "X-Rate-Limit-Remaining": str(max(0, SOFT_QUOTA - count - 1)),
-        }
+        headers = (
+            {}
+            if self.faults.rate_limit is not None
+            else {
+                "X-Rate-Limit-Limit": str(SOFT_QUOTA),
+                "X-Rate-Limit-Remaining": str(max(0, SOFT_QUOTA - count - 1)),
+            }
+        )
         return headers, burst + 1 > HARD_PER_SECOND
 
     async def _serve(self, request: web.Request, action: Callable[[], Awaitable[Any]], status: int = 200) -> web.Response:

@@ -58,8 +58,21 @@ DEFAULT_PAGE = 100
 #: Every project property the mapping reads, plus the documented ones kept in remote_data.
 SELECT = ",".join(
     (
-        "_id", "name", "companyId", "companyName", "externalId", "sourceId", "currency", "startDate", "endDate",
-        "mrr", "arr", "nrr", "custom", "createdAt", "updatedAt",
+        "_id",
+        "name",
+        "companyId",
+        "companyName",
+        "externalId",
+        "sourceId",
+        "currency",
+        "startDate",
+        "endDate",
+        "mrr",
+        "arr",
+        "nrr",
+        "custom",
+        "createdAt",
+        "updatedAt",
     )
 )
 PROJECT_KEYS = frozenset(SELECT.split(",")) | {"__v"}
@@ -112,7 +125,7 @@ def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
 
 def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     if value is None:
-        raise ConversionError("cannot be cleared as a whole: send {\"name\": null} for each field to clear")
+        raise ConversionError('cannot be cleared as a whole: send {"name": null} for each field to clear')
     by_name = _project_fields(lookups)
     by_id = {str(d.get("_id")): name for name, d in by_name.items()}
     out: dict[str, Any] = {}
@@ -148,7 +161,8 @@ PROVIDER = Provider(
     context=(
         ContextField("api_token", "API access token of a Planhat service account (Settings → Service Accounts)", secret=True),
         ContextField(
-            "base_url", "API base URL override (a regional host such as https://api-us4.planhat.com, a proxy, an emulator)",
+            "base_url",
+            "API base URL override (a regional host such as https://api-us4.planhat.com, a proxy, an emulator)",
             required=False,
         ),
     ),
@@ -166,35 +180,55 @@ PROVIDER = Provider(
     fields=(
         Field("id", read="_id", conv=IdString()),
         Field("name", read="name", write="name", required=("create",)),
-        Field("account", read=read_account, write=write_account, required=("create",), remote_fields=("companyId",),
-              note="the company (companyId); its name is Planhat's read-only companyName"),
-        Field("amount", read="mrr", write="mrr", conv=Number(),
-              note="the monthly project value (mrr); arr and nrr are in remote_data"),
+        Field(
+            "account",
+            read=read_account,
+            write=write_account,
+            required=("create",),
+            remote_fields=("companyId",),
+            note="the company (companyId); its name is Planhat's read-only companyName",
+        ),
+        Field(
+            "amount",
+            read="mrr",
+            write="mrr",
+            conv=Number(),
+            note="the monthly project value (mrr); arr and nrr are in remote_data",
+        ),
         Field("currency", read="currency", write="currency", conv=CurrencyCode()),
         Field("close_date", read="endDate", write="endDate", conv=DateTimeFormat(), note="the project end date (endDate)"),
-        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("custom",),
-              note="keyed by custom-field name (or id); only the fields sent change"),
+        Field(
+            "custom_fields",
+            read=read_custom_fields,
+            write=write_custom_fields,
+            remote_fields=("custom",),
+            note="keyed by custom-field name (or id); only the fields sent change",
+        ),
         Field("created_at", read="createdAt", conv=DateTimeFormat()),
         Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
     ),
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
-    lookups=(
-        Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),
-    ),
+    lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
     differences=(
         Difference("close_date", "all", "not supported", "supported (endDate)", "Planhat projects have an end date"),
-        Difference("amount", "all", "supported", "supported: mrr",
-                   "Truto does not say which value; mrr is the monthly project value"),
+        Difference(
+            "amount", "all", "supported", "supported: mrr", "Truto does not say which value; mrr is the monthly project value"
+        ),
         Difference("custom_fields", "list", "not listed", "supported", "the project's custom object, keyed by field name"),
         Difference("custom_fields", "get", "not listed", "supported", "the project's custom object, keyed by field name"),
-        Difference("custom_fields", "create", "supported", "supported, names checked",
-                   "names are checked against the project custom fields defined in Planhat"),
+        Difference(
+            "custom_fields",
+            "create",
+            "supported",
+            "supported, names checked",
+            "names are checked against the project custom fields defined in Planhat",
+        ),
     ),
     notes=(
         "amount is Planhat's mrr (monthly value); arr and nrr are read in remote_data and written through it.",
         "Custom-field names are checked against GET /customfields (project fields), cached per account.",
         "No native updated-since filter: updated_at/created_at filters are applied by unicrm to each page.",
-        "Delete is a hard delete; the response is {\"id\": ...}.",
+        'Delete is a hard delete; the response is {"id": ...}.',
     ),
 )

@@ -102,11 +102,12 @@ async def send(
     attempt = 0
     while True:
         try:
-            async with session.request(
-                method, url, params=list(params or ()), data=data, headers=send_headers, allow_redirects=False
-            ) as resp:
-                body = await resp.read()
-                response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))
+            async with asyncio.timeout(pool.timeouts.read + pool.timeouts.connect):
+                async with session.request(
+                    method, url, params=list(params or ()), data=data, headers=send_headers, allow_redirects=False
+                ) as resp:
+                    body = await resp.read()
+                    response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))
             if resp.status in RETRY_STATUSES and attempt < retries:
                 attempt += 1
                 await asyncio.sleep(BACKOFF_S[attempt - 1])

@@ -34,7 +34,10 @@ class SessionPool:
         session = self._sessions.get(key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit_per_host, ttl_dns_cache=300, enable_cleanup_closed=True)
-            timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read)
+            # Only the connect timeout lives here: the read timeout is one asyncio.timeout per
+            # request (outbound.http.send), because aiohttp's sock_read re-arms a timer on every
+            # chunk received, which showed as ~8% of server CPU in a profile.
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect, sock_read=None)
             session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
             )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from _support import closing_all, machine, percentile, start_emulators, start_server  # noqa: E402
+from _support import closing_all, cpu_seconds, machine, percentile, start_emulators, start_server  # noqa: E402
 from yarl import URL  # noqa: E402
 
 from unicrm.engine.pagination import paginator_for  # noqa: E402
@@ -68,16 +67,6 @@ class Samples:
 
     def p(self, q: float) -> float:
         return percentile(sorted(self.latencies), q) * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def direct_targets(provider_name: str, context: dict[str, Any], record_id: str) -> dict[str, Target]:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 import orjson
-from _support import closing_all, machine, proc_status, start_emulators, start_server
+from _support import closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
 
 TARGET_RATE = 20_000
 TARGET_PEAK_MB = 150.0
@@ -42,6 +42,8 @@ class Run:
     peak_hwm_mb: float
     peak_sampled_mb: float
     emulator_start_s: float
+    server_cpu_s: float
+    emulator_cpu_s: float
 
     @property
     def rate(self) -> float:
@@ -103,10 +105,14 @@ def run_size(size: int, provider: str, timeout: float) -> Run:
     server = start_server()
     with closing_all(emulators, server):
         account = server.create_account(provider, emulators.running[provider]["context"])
+        print(f"  {size:,}: server pid {server.proc.pid}, emulator pid {emulators.proc.pid}", flush=True)
         idle = proc_status(server.proc.pid)
+        cpu_before = (cpu_seconds(server.proc.pid), cpu_seconds(emulators.proc.pid))
         url = f"{server.base_url}/unified/crm/projects?integrated_account_id={account}&truto_response_format=stream"
         records, seconds, first_at, sampled_mb = asyncio.run(consume(url, server.token, server.proc.pid, timeout))
         status = proc_status(server.proc.pid)
+        server_cpu = cpu_seconds(server.proc.pid) - cpu_before[0]
+        emulator_cpu = cpu_seconds(emulators.proc.pid) - cpu_before[1]
     return Run(
         size=size,
         records=records,
@@ -116,6 +122,8 @@ def run_size(size: int, provider: str, timeout: float) -> Run:
         peak_hwm_mb=status.get("VmHWM", 0) / 1024,
         peak_sampled_mb=max(sampled_mb, status.get("VmRSS", 0) / 1024),
         emulator_start_s=emulator_start,
+        server_cpu_s=server_cpu,
+        emulator_cpu_s=emulator_cpu,
     )
 
 
@@ -141,14 +149,15 @@ def main() -> int:
     print()
     header = (
         f"{'records':>10} {'received':>10} {'seconds':>8} {'records/s':>10} {'1st rec s':>9} "
-        f"{'idle RSS MB':>11} {'peak MB (HWM)':>13} {'peak MB (sampled)':>17}"
+        f"{'idle RSS MB':>11} {'peak MB (HWM)':>13} {'peak MB (sampled)':>17} {'srv CPU µs/rec':>14} {'emu CPU µs/rec':>14}"
     )
     print(header)
     print("-" * len(header))
     for run in runs:
         print(
             f"{run.size:>10,} {run.records:>10,} {run.seconds:>8.1f} {run.rate:>10,.0f} {run.first_record_s:>9.3f} "
-            f"{run.idle_rss_mb:>11.1f} {run.peak_hwm_mb:>13.1f} {run.peak_sampled_mb:>17.1f}"
+            f"{run.idle_rss_mb:>11.1f} {run.peak_hwm_mb:>13.1f} {run.peak_sampled_mb:>17.1f} "
+            f"{run.server_cpu_s / max(run.records, 1) * 1e6:>14.1f} {run.emulator_cpu_s / max(run.records, 1) * 1e6:>14.1f}"
         )
     print()
     complete = all(run.records == run.size for run in runs)
@@ -163,6 +172,7 @@ def main() -> int:
         f"peak memory the same at every size (within {SAME_TOLERANCE_MB:.0f} MB): {'met' if same_ok else 'MISSED'} "
         f"(spread {max(peaks) - min(peaks):.1f} MB)"
     )
+    print("srv/emu CPU µs/rec: CPU time of unicrm serve / of the emulator per streamed record (both on this machine).")
     return 0 if complete else 1
 
 

@@ -102,7 +102,7 @@ async def send(
     attempt = 0
     while True:
         try:
-            async with asyncio.timeout(pool.timeouts.read + pool.timeouts.connect):
+            async with asyncio.timeout(pool.timeouts.read):
                 async with session.request(
                     method, url, params=list(params or ()), data=data, headers=send_headers, allow_redirects=False
                 ) as resp:

@@ -107,7 +107,9 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
         can = ", ".join(sorted(writable)) or "none"
         raise ApiError(
             400,
-            f"{label} cannot {op} field(s) {', '.join(unsupported)}. Writable on {op}: {can}. "
+            f"{label} cannot {op} field(s) {', '.join(unsupported)}"
+            + "".join(f" ({n['field']} {n['message']})" for n in notes)
+            + f". Writable on {op}: {can}. "
             f"Send provider-specific keys in remote_data instead."
             + (f" Also missing required field(s): {', '.join(missing)}." if missing else ""),
             insight={

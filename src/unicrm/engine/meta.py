@@ -13,14 +13,6 @@ from unicrm.engine.options import FILTER_FIELDS, FILTER_OPS
 from unicrm.model import FIELDS, OPERATIONS, json_schema_for
 from unicrm.providers.declaration import Op
 
-TRUTO_REQUIRED_ON_CREATE = {
-    # Seed 000's matrix: which providers Truto marks as requiring a field on create.
-    "name": {"capsule", "insightly", "pipeliner", "planhat", "teamleader"},
-    "account": {"planhat"},
-    "close_date": {"pipeliner"},
-    "owner": {"pipeliner"},
-    "status": {"insightly"},
-}
 
 
 def filters_honoured(mapping: CompiledMapping) -> dict[str, dict[str, str]]:
@@ -183,8 +175,8 @@ def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
     for n in names:
         for d in mappings[n].provider.differences:
             lines.append(f"| {n} | {d.field} | {d.op} | {d.truto} | {d.ours} | {d.why} |")
-        for field, providers in TRUTO_REQUIRED_ON_CREATE.items():
-            if n in providers and field not in {x for r in required_on(mappings[n], "create") for x in r.split(" or ")}:
+        for field in mappings[n].provider.truto_required_on_create:
+            if field not in {x for r in required_on(mappings[n], "create") for x in r.split(" or ")}:
                 if not any(d.field == field and d.op == "create" for d in mappings[n].provider.differences):
                     lines.append(f"| {n} | {field} | create | required | not required | the provider's API accepts it missing |")
     lines += ["", "## Notes", ""]

@@ -213,6 +213,7 @@ PROVIDER = Provider(
             value="id",
         ),
     ),
+    truto_required_on_create=("name",),
     differences=(
         Difference("account", "create", "supported", "required (or a contact)", "Capsule requires a main party on every project"),
         Difference(

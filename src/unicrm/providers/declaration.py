@@ -494,6 +494,9 @@ class Provider:
     rate_limit: RateLimitHeaders = field(default_factory=RateLimitHeaders)
     lookups: tuple[Lookup, ...] = ()
     differences: tuple[Difference, ...] = ()
+    #: What Truto's matrix (seed 000) marks as required on create for this provider, so the
+    #: coverage table can show where the provider's real API asks for more or less.
+    truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
 

@@ -206,6 +206,7 @@ PROVIDER = Provider(
             "currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600
         ),
     ),
+    truto_required_on_create=("name", "close_date", "owner"),
     differences=(
         Difference("status", "create", "supported", "read-only", "Pipeliner computes status from activities (1/2/4)"),
         Difference("amount", "create", "not supported", "supported", "maps to revenue_goal, which Pipeliner requires"),

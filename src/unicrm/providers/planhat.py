@@ -210,6 +210,7 @@ PROVIDER = Provider(
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
     lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
+    truto_required_on_create=("name", "account"),
     differences=(
         Difference("close_date", "all", "not supported", "supported (endDate)", "Planhat projects have an end date"),
         Difference(

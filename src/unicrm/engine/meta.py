@@ -14,7 +14,6 @@ from unicrm.model import FIELDS, OPERATIONS, json_schema_for
 from unicrm.providers.declaration import Op
 
 
-
 def filters_honoured(mapping: CompiledMapping) -> dict[str, dict[str, str]]:
     """For each incremental filter and operator: `native`, `engine` (applied by unicrm) or absent."""
     out: dict[str, dict[str, str]] = {}
@@ -175,10 +174,11 @@ def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
     for n in names:
         for d in mappings[n].provider.differences:
             lines.append(f"| {n} | {d.field} | {d.op} | {d.truto} | {d.ours} | {d.why} |")
+        required_here = {x for r in required_on(mappings[n], "create") for x in r.split(" or ")}
+        explained = {d.field for d in mappings[n].provider.differences if d.op == "create"}
         for field in mappings[n].provider.truto_required_on_create:
-            if field not in {x for r in required_on(mappings[n], "create") for x in r.split(" or ")}:
-                if not any(d.field == field and d.op == "create" for d in mappings[n].provider.differences):
-                    lines.append(f"| {n} | {field} | create | required | not required | the provider's API accepts it missing |")
+            if field not in required_here and field not in explained:
+                lines.append(f"| {n} | {field} | create | required | not required | the provider's API accepts it missing |")
     lines += ["", "## Notes", ""]
     for n in names:
         for note in mappings[n].provider.notes:

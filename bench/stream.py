@@ -44,14 +44,21 @@ class Run:
     emulator_start_s: float
     server_cpu_s: float
     emulator_cpu_s: float
+    curve: list[tuple[int, float]]
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-async def consume(url: str, token: str, pid: int, timeout: float) -> tuple[int, float, float, float]:
-    """Read the stream to its end; returns (records, seconds, time to first record, sampled peak RSS MB)."""
+async def consume(
+    url: str, token: str, pid: int, timeout: float, size: int, curve: list[tuple[int, float]]
+) -> tuple[int, float, float, float]:
+    """Read the stream to its end; returns (records, seconds, time to first record, sampled peak RSS MB).
+
+    `curve` receives (records so far, server RSS MB) at every tenth of `size`: a leak grows
+    along it, a plateau does not.
+    """
     peak_kb = 0
     done = asyncio.Event()
 
@@ -69,6 +76,8 @@ async def consume(url: str, token: str, pid: int, timeout: float) -> tuple[int, 
     first_at = 0.0
     first_line = b""
     tail = b""
+    step = max(size // 10, 1)
+    next_mark = step
     client_timeout = aiohttp.ClientTimeout(total=timeout, sock_read=60)
     start = time.perf_counter()
     try:
@@ -83,6 +92,9 @@ async def consume(url: str, token: str, pid: int, timeout: float) -> tuple[int, 
                     first_at = time.perf_counter() - start
                     first_line = chunk.split(b"\n", 1)[0]
                 records += chunk.count(b"\n")
+                if records >= next_mark:
+                    curve.append((records, proc_status(pid).get("VmRSS", 0) / 1024))
+                    next_mark += step
                 tail = (tail + chunk)[-4096:]
     finally:
         elapsed = time.perf_counter() - start
@@ -109,7 +121,8 @@ def run_size(size: int, provider: str, timeout: float) -> Run:
         idle = proc_status(server.proc.pid)
         cpu_before = (cpu_seconds(server.proc.pid), cpu_seconds(emulators.proc.pid))
         url = f"{server.base_url}/unified/crm/projects?integrated_account_id={account}&truto_response_format=stream"
-        records, seconds, first_at, sampled_mb = asyncio.run(consume(url, server.token, server.proc.pid, timeout))
+        curve: list[tuple[int, float]] = []
+        records, seconds, first_at, sampled_mb = asyncio.run(consume(url, server.token, server.proc.pid, timeout, size, curve))
         status = proc_status(server.proc.pid)
         server_cpu = cpu_seconds(server.proc.pid) - cpu_before[0]
         emulator_cpu = cpu_seconds(emulators.proc.pid) - cpu_before[1]
@@ -124,6 +137,7 @@ def run_size(size: int, provider: str, timeout: float) -> Run:
         emulator_start_s=emulator_start,
         server_cpu_s=server_cpu,
         emulator_cpu_s=emulator_cpu,
+        curve=curve,
     )
 
 
@@ -159,6 +173,10 @@ def main() -> int:
             f"{run.idle_rss_mb:>11.1f} {run.peak_hwm_mb:>13.1f} {run.peak_sampled_mb:>17.1f} "
             f"{run.server_cpu_s / max(run.records, 1) * 1e6:>14.1f} {run.emulator_cpu_s / max(run.records, 1) * 1e6:>14.1f}"
         )
+    print()
+    for run in runs:
+        points = ", ".join(f"{n // 1000:,}k {mb:.0f}" for n, mb in run.curve)
+        print(f"server RSS MB along the {run.size:,} stream: {points}")
     print()
     complete = all(run.records == run.size for run in runs)
     rate_ok = all(run.rate >= TARGET_RATE for run in runs)

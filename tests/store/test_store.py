@@ -184,3 +184,14 @@ async def test_two_servers_migrate_at_once(database_url: str, tmp_path: Path) ->
     for s in stores:
         assert await s.ensure_environment("x")
         await s.close()
+
+
+def test_schema_head_shortcut_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from unicrm.store.database import MIGRATIONS, _script_head
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert _script_head() == ScriptDirectory.from_config(config).get_current_head()

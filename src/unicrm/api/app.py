@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -80,6 +81,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
         await app.state.unicrm.accounts.start()
+        # Everything built so far lives as long as the server: take it out of the garbage
+        # collector's view, and collect young objects less often, so that full collections
+        # stop re-walking ~100,000 start-up objects (about a fifth of the CPU in a profile).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:

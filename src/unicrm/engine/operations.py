@@ -6,6 +6,7 @@ and serves every request by reading those declarations: it contains no provider 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -210,18 +211,33 @@ class Engine:
     async def _stream(
         self, first: _Page, fetch: Callable[[dict[str, Any]], Awaitable[_Page]], opts: Options
     ) -> AsyncIterator[bytes]:
+        """Every page, one NDJSON line per record; the next page is fetched while this one is sent.
+
+        At most two pages are held at once, so memory stays flat whatever the total.
+        """
         page = first
-        while True:
-            if page.mapped:
-                yield b"".join(orjson.dumps(self._shape(r, opts)) + b"\n" for r in page.mapped)
-            if page.next_state is None:
-                return
-            try:
-                page = await fetch(page.next_state)
-            except ApiError as exc:
-                # Headers are long gone; the last line says what failed so the client can resume.
-                yield orjson.dumps({"error": exc.body()}) + b"\n"
-                return
+        pending: asyncio.Task[_Page] | None = None
+        try:
+            while True:
+                # Ask the provider for page n+1 before serialising page n: the provider (another
+                # process, another machine) works while we map, serialise and write.
+                pending = asyncio.ensure_future(fetch(page.next_state)) if page.next_state is not None else None
+                if page.mapped:
+                    shaped = [self._shape(r, opts) for r in page.mapped]
+                    yield b"\n".join(map(orjson.dumps, shaped)) + b"\n"
+                if pending is None:
+                    return
+                try:
+                    page = await pending
+                except ApiError as exc:
+                    # Headers are long gone; the last line says what failed so the client can resume.
+                    yield orjson.dumps({"error": exc.body()}) + b"\n"
+                    return
+                finally:
+                    pending = None
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     def _split_filters(
         self, provider: Provider, mapping: CompiledMapping, filters: tuple[Filter, ...]

@@ -117,8 +117,13 @@ def to_iso_utc(text: str) -> str:
     String surgery handles the UTC forms providers actually send (this runs for every date of
     every record); anything else (other offsets, odd formats) takes the full parse.
     """
-    if len(text) == 20 and text[19] == "Z" and text[10] == "T":
+    n = len(text)
+    if n == 20 and text[19] == "Z" and text[10] == "T":
         return text
+    if n == 32 and text[26:] == "+00:00" and text[19] == ".":
+        # `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (Pipeliner's form)
+        head = text[:10] + "T" + text[11:19]
+        return head + "Z" if text[20:26] == "000000" else head + "." + text[20:23] + "Z"
     if len(text) >= 19 and text[4] == "-" and text[13] == ":" and text[10] in "T ":
         head = text[:10] + "T" + text[11:19]
         rest = text[19:]

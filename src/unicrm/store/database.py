@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Table, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -103,7 +102,13 @@ class Store:
         return store
 
     async def migrate(self) -> None:
-        """Upgrade to the latest schema; servers starting at once take turns."""
+        """Upgrade to the latest schema; servers starting at once take turns.
+
+        When the database is already at the latest revision, Alembic is not even imported
+        (it is a third of a second of start-up).
+        """
+        if await self._schema_version() == _script_head():
+            return
         async with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
@@ -112,8 +117,18 @@ class Store:
             await conn.run_sync(self._upgrade)
             await conn.commit()
 
+    async def _schema_version(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:
+            return None
+
     @staticmethod
     def _upgrade(sync_connection: Any) -> None:
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = sync_connection
@@ -411,6 +426,19 @@ class Store:
                     table.c.environment_id == environment_id, table.c.key == key, table.c.method == method, table.c.path == path
                 )
             )
+
+
+def _script_head() -> str | None:
+    """The newest revision among the migration scripts (the one no other script revises)."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text()
+        rev = re.search(r'^revision = "([^"]+)"', text, re.M)
+        down = re.search(r'^down_revision = (?:"([^"]+)"|None)', text, re.M)
+        if rev:
+            revisions[rev.group(1)] = down.group(1) if down else None
+    heads = set(revisions) - {d for d in revisions.values() if d}
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _values_to_account(values: dict[str, Any], context: dict[str, Any]) -> Account:

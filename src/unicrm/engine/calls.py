@@ -8,6 +8,7 @@ builds URLs or handles credentials itself. Every exchange can be recorded (redac
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -81,7 +82,9 @@ class ProviderCall:
         self.context = context
         self.pool = pool
         self.gateway = gateway
-        self.exchanges: list[Exchange] = []
+        # The last few exchanges, for the debug format; bounded because a stream makes one
+        # call per page through the same ProviderCall.
+        self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
         self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
         base = context.get("base_url") or provider.base_url.format_map(self._template_context())

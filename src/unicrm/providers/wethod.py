@@ -140,7 +140,7 @@ def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
     definitions = lookups.get("metadata", {})
     out: dict[str, Any] = {}
     for key, value in record.items():
-        match = _METADATA.match(key)
+        match = _METADATA.match(key) if key.startswith("metadata_") else None
         if match is None:
             continue
         definition = definitions.get(match.group(1))

@@ -11,23 +11,20 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.databases import fresh_database
 from tests.harness import free_port
 from unicrm.emulators import EMULATORS
 from unicrm.emulators.base import EmulatorThread
 from unicrm.providers import all_providers
 from unicrm.store.database import Store
-
-PG_ADMIN = os.environ.get("UNICRM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _oauth_providers() -> list[str]:
@@ -46,24 +43,9 @@ OAUTH_PROVIDERS = _oauth_providers()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/shared.db"
-        return
-    name = f"unicrm_oauth_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """A fresh database per test: a SQLite file, or a new PostgreSQL database (dropped after)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _serve(database_url: str, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:

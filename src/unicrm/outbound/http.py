@@ -99,8 +99,8 @@ async def send(
     if data is not None:
         send_headers.setdefault("Content-Type", "application/json")
     retries = MAX_GET_RETRIES if method == "GET" else 0
-    attempt = 0
-    while True:
+    for attempt in range(retries + 1):
+        last = attempt == retries
         try:
             async with asyncio.timeout(pool.timeouts.read):
                 async with session.request(
@@ -108,38 +108,30 @@ async def send(
                 ) as resp:
                     body = await resp.read()
                     response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))
-            if resp.status in RETRY_STATUSES and attempt < retries:
-                attempt += 1
-                await asyncio.sleep(BACKOFF_S[attempt - 1])
-                continue
-            return response
+            if last or resp.status not in RETRY_STATUSES:
+                return response
         except TimeoutError:
-            if attempt < retries:
-                attempt += 1
-                await asyncio.sleep(BACKOFF_S[attempt - 1])
-                continue
-            raise ApiError(
-                504,
-                f"The provider did not answer within {pool.timeouts.read:g} s ({method} {_redact_url(url)}). "
-                "Try again later; if it keeps happening the provider is degraded.",
-                remote=True,
-            ) from None
+            if last:
+                raise ApiError(
+                    504,
+                    f"The provider did not answer within {pool.timeouts.read:g} s ({method} {_redact_url(url)}). "
+                    "Try again later; if it keeps happening the provider is degraded.",
+                    remote=True,
+                ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            if attempt < retries:
-                attempt += 1
-                await asyncio.sleep(BACKOFF_S[attempt - 1])
-                continue
-            raise ApiError(
-                502,
-                f"Could not get an answer from the provider ({method} {_redact_url(url)}): "
-                f"{type(exc).__name__}. "
-                + (
+            if last:
+                advice = (
                     "Nothing was retried because this is a write; check the provider before sending it again."
                     if method != "GET"
                     else "Try again later."
-                ),
-                remote=True,
-            ) from None
+                )
+                raise ApiError(
+                    502,
+                    f"Could not get an answer from the provider ({method} {_redact_url(url)}): {type(exc).__name__}. {advice}",
+                    remote=True,
+                ) from None
+        await asyncio.sleep(BACKOFF_S[attempt])
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _redact_url(url: str) -> str:

@@ -123,7 +123,7 @@ class ProviderCall:
             # RPC-style APIs take paging and filters in the body; dotted keys nest (`page.size`).
             nested: dict[str, Any] = {}
             for key, value in params.items():
-                set_path(nested, key, value) if isinstance(key, str) and "." in key else nested.__setitem__(key, value)
+                set_path(nested, str(key), value)
             payload = deep_merge(nested, payload or {})
             params = {}
         if endpoint.id_in_body and record_id is not None:

@@ -136,13 +136,49 @@ def write_status(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {}
 
 
+# A Wethod project's own keys; whatever else a record holds is a candidate `metadata_<id>` key.
+# Subtracting this set (C speed) spares a Python-level check of every key of every record.
+_PROJECT_KEYS = frozenset(
+    {
+        "account_id",
+        "archived_on",
+        "billing_group_id",
+        "business_unit_id",
+        "client_contact_id",
+        "client_id",
+        "created_at",
+        "date_start",
+        "due_date",
+        "duration",
+        "external_cost_percentage",
+        "id",
+        "is_archived",
+        "job_order",
+        "job_order_category_id",
+        "name",
+        "pm_id",
+        "probability",
+        "project_stage_id",
+        "project_type_id",
+        "purchase_order",
+        "reason_why_id",
+        "signed_on",
+        "updated_at",
+        "value",
+        "deleted_at",
+        "start_date",
+    }
+)
+
+
 def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
     definitions = lookups.get("metadata", {})
     out: dict[str, Any] = {}
-    for key, value in record.items():
-        match = _METADATA.match(key) if key.startswith("metadata_") else None
+    for key in record.keys() - _PROJECT_KEYS:
+        match = _METADATA.match(key)
         if match is None:
             continue
+        value = record[key]
         definition = definitions.get(match.group(1))
         name = definition.get("key") if isinstance(definition, Mapping) else None
         out[str(name or match.group(1))] = value
@@ -279,15 +315,37 @@ PROVIDER = Provider(
             remote_fields=("is_archived",),
             note="accepts open, closed: closed archives the project, open unarchives it",
         ),
-        Field("owner", read=read_owner, write=write_owner, required=("create",), remote_fields=("pm_id",),
-              note="the project manager (pm_id)"),
-        Field("account", read=read_account, write=write_account, required=("create",), remote_fields=("client_id",),
-              note="the client (client_id)"),
-        Field("contact", read=read_contact, write=write_contact, remote_fields=("client_contact_id",),
-              note="at most one: the client contact (client_contact_id)"),
+        Field(
+            "owner",
+            read=read_owner,
+            write=write_owner,
+            required=("create",),
+            remote_fields=("pm_id",),
+            note="the project manager (pm_id)",
+        ),
+        Field(
+            "account",
+            read=read_account,
+            write=write_account,
+            required=("create",),
+            remote_fields=("client_id",),
+            note="the client (client_id)",
+        ),
+        Field(
+            "contact",
+            read=read_contact,
+            write=write_contact,
+            remote_fields=("client_contact_id",),
+            note="at most one: the client contact (client_contact_id)",
+        ),
         Field("stage", read=read_stage, remote_fields=("project_stage_id",)),
-        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("metadata_*",),
-              note="project metadata, keyed by metadata key (or id)"),
+        Field(
+            "custom_fields",
+            read=read_custom_fields,
+            write=write_custom_fields,
+            remote_fields=("metadata_*",),
+            note="project metadata, keyed by metadata key (or id)",
+        ),
         Field("created_at", read="created_at", conv=DateTimeFormat()),
         Field("updated_at", read="updated_at", conv=DateTimeFormat()),
     ),
@@ -322,8 +380,13 @@ PROVIDER = Provider(
         Difference("owner", "create", "not listed", "required", "Wethod requires a project manager (pm_id)"),
         Difference("amount", "all", "not listed", "supported, × 1000", "Wethod's value is in thousands"),
         Difference("contact", "create", "not listed", "at most one", "Wethod holds one client_contact_id"),
-        Difference("status", "all", "not listed", "open, closed",
-                   "derived from is_archived; written through the :archive / :unarchive actions"),
+        Difference(
+            "status",
+            "all",
+            "not listed",
+            "open, closed",
+            "derived from is_archived; written through the :archive / :unarchive actions",
+        ),
         Difference("close_date", "create", "not listed", "date only", "due_date is a date"),
         Difference("currency", "all", "not listed", "not supported", "the currency is a company setting in Wethod"),
         Difference("custom_fields", "all", "not listed", "supported", "metadata_<id> keys, named by metadata key"),

@@ -44,7 +44,9 @@ STATUSES = ("OPEN", "CLOSED")
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() is several times cheaper than strftime, which matters when the emulator
+    # generates a million records for the streaming benchmark.
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 class CapsuleEmulator(Emulator):

@@ -313,6 +313,7 @@ class Engine:
             assert record_id is not None
             before_resp = await call.call(provider.endpoints["get"], record_id)
             before = self._record(provider, provider.endpoints["get"], before_resp)
+        provider_body = await provider.hooks.before_write(op, call, record_id, fields, provider_body)
         response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
         record: dict[str, Any] | None = None
         if endpoint.returns == "record":

@@ -463,6 +463,16 @@ class Hooks:
         """
         return False
 
+    async def before_write(
+        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Adjust the provider body just before a create/update is sent (not on dry runs).
+
+        For what needs the provider's current state, e.g. a read-merge-write of an object the
+        provider replaces whole. May call the provider through `call`.
+        """
+        return body
+
     async def delete(self, call: ProviderCall, record_id: str) -> Any:
         """Override the delete call; return the provider's answer, or NotImplemented."""
         return NotImplemented

@@ -3,7 +3,7 @@
 Facts: shared/reference/providers-planhat-teamleader-wethod-strawblond.md §4 and the vendor's
 project reference page (seed 004). A personal API key as Bearer and `Accept: application/json`
 on every request; `{data, links, meta}` pages of at most 50 (`page`, `meta.last_page`); hashid
-string ids; `name`, `company_id`, `member_id` (the project leader) and `starts_at` required on
+string ids; single records answered bare (not under `data`, as the reference page shows); `name`, `company_id`, `member_id` (the project leader) and `starts_at` required on
 create; `PUT /project/{id}`; `status` (`active`, `completed`) writable on update only; `due_at`
 read-only; `custom_fields` a flat object that an update REPLACES; delete answers 204 (soft
 delete); Laravel 422 validation errors `{"message", "errors": {"field": ["..."]}}`.
@@ -140,7 +140,7 @@ def field_errors(body: Any) -> list[FieldError]:
     return out
 
 
-GET = Endpoint("GET", "/project/{id}", query=INCLUDE, record_path="data")
+GET = Endpoint("GET", "/project/{id}", query=INCLUDE)
 
 
 class StrawBlondHooks(Hooks):
@@ -154,8 +154,7 @@ class StrawBlondHooks(Hooks):
             return body
         current = await call.call(GET, record_id)
         record = current.json()
-        data = record.get("data") if isinstance(record, dict) else None
-        existing = data.get("custom_fields") if isinstance(data, dict) else None
+        existing = record.get("custom_fields") if isinstance(record, dict) else None
         if isinstance(existing, dict):
             body["custom_fields"] = {**existing, **sent}
         return body
@@ -179,8 +178,8 @@ PROVIDER = Provider(
     endpoints={
         "list": Endpoint("GET", "/project", query=INCLUDE),
         "get": GET,
-        "create": Endpoint("POST", "/project", query=INCLUDE, record_path="data"),
-        "update": Endpoint("PUT", "/project/{id}", query=INCLUDE, record_path="data"),
+        "create": Endpoint("POST", "/project", query=INCLUDE),
+        "update": Endpoint("PUT", "/project/{id}", query=INCLUDE),
         "delete": Endpoint("DELETE", "/project/{id}", returns="nothing"),
     },
     list_path="data",

@@ -120,7 +120,7 @@ class StrawBlondData:
         self.seed = seed
         self.size = SEEDED_PROJECTS if dataset_size is None else dataset_size
         made = _EPOCH - timedelta(days=500)
-        self.members = [
+        self.members: list[dict[str, Any]] = [
             {
                 "id": hashid(MEMBER, i + 1),
                 "role": "admin" if i == 0 else "member",
@@ -239,7 +239,7 @@ class StrawBlondData:
         body["is_ongoing"] = record.get("status") == "active"
         return body
 
-    def list(self, query: Mapping[str, str]) -> tuple[list[dict[str, Any]], int, int, int]:
+    def list_page(self, query: Mapping[str, str]) -> tuple[list[dict[str, Any]], int, int, int]:
         """(records on the page, page, per_page, total)."""
         page = _positive(query.get("page", "1"), "page")
         per_page = min(_positive(query.get("per_page", str(MAX_PER_PAGE)), "per_page"), MAX_PER_PAGE)
@@ -374,7 +374,12 @@ class StrawBlondData:
         return out
 
     def related(self, kind: str) -> list[dict[str, Any]]:
-        return {"member": self.members, "company": self.companies, "contact": self.contacts}[kind]
+        tables: dict[str, list[dict[str, Any]]] = {
+            "member": self.members,
+            "company": self.companies,
+            "contact": self.contacts,
+        }
+        return tables[kind]
 
 
 def _custom_problem(value: Any) -> str | None:
@@ -502,7 +507,7 @@ class StrawBlondEmulator(Emulator):
 
     async def list_projects(self, request: web.Request) -> web.StreamResponse:
         async def action() -> Any:
-            records, page, per_page, total = self.data.list(request.query)
+            records, page, per_page, total = self.data.list_page(request.query)
             include = self._include(request)
             return paginated(request, [self.data.out(r, include) for r in records], page, per_page, total)
 

@@ -1,0 +1,499 @@
+"""Teamleader Focus, the projects-v2 API (`POST /projects-v2/projects.<action>`).
+
+Facts: shared/reference/providers-planhat-teamleader-wethod-strawblond.md §2 and Teamleader's
+developer portal. RPC style: every call is a POST with a JSON body, lists and reads too;
+`page: {size, number}` paging (default 20); `{"data": ...}` envelopes; create answers
+`201 {"data": {"type": "nextgenProject", "id"}}`, update and every action answer 204.
+OAuth2 with one-hour access tokens and single-use rotating refresh tokens, refreshed at
+`https://focus.teamleader.eu/oauth2/access_token`. Owners, customers and deals cannot be
+changed by `projects.update`: they have their own add/remove actions (done in `TeamleaderHooks`).
+The project's own status is `open` or `closed`, changed by `projects.close` / `projects.reopen`.
+No `created_at`/`updated_at` on v2 projects, so filters on them are refused (400).
+
+Decisions where the docs are silent:
+- Unified status: `open`/`closed` read as themselves. Writing `closed`, `completed`,
+  `cancelled` or `abandoned` closes the project (`completed` with
+  `closing_strategy=mark_tasks_and_materials_as_done`, the others with `none`); `open`,
+  `not started`, `in progress` reopen it. `deferred` is refused: v2 has no on-hold state.
+  The list filter statuses (planned, running, overdue, over_budget) are Teamleader's own
+  views: pass them as `remote_query[filter][status]=running`.
+- `owner` is the project's first owner (names from `users.list`, cached). Setting it makes
+  that user the only owner (added first, then the others removed, so a project always has
+  one); it cannot be cleared.
+- `account` is the first `company` customer, `contact` the `contact` customers; setting
+  either replaces the customers of that type (add/remove). Names of companies, contacts and
+  deals are not read: a project holds only their ids, and resolving them would cost a call
+  per record (ids are enough to address them; `remote_data` holds the rest).
+- `opportunity` is the project's deals (`deal_ids` on create, addDeal/removeDeal on update).
+- `amount`/`currency` read the money of the billing method (`fixed_price` for fixed price,
+  `external_budget` for time and materials, else the computed `price`). Writing them sets
+  `fixed_price` (and `billing_method=fixed_price` on create unless remote_data says
+  otherwise); on update of a time-and-materials project it sets `external_budget` instead.
+  A non-billable project has no amount: that is a 400. A missing currency keeps the
+  project's (EUR on create).
+- `close_date` is `end_date` (a date).
+- `custom_fields` are keyed by custom field definition id (`[{id, value}]` on write).
+- Delete sends `delete_strategy=unlink_tasks_and_time_trackings` (the least destructive);
+  `remote_query[delete_strategy]=...` picks another.
+- List sorts by `project_key` ascending so page-number paging is stable while projects are
+  created (Teamleader's default is descending, which would shift every page).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from unicrm.engine.errors import ApiError
+from unicrm.providers.declaration import (
+    Auth,
+    ContextField,
+    ConversionError,
+    DateOnly,
+    Difference,
+    Endpoint,
+    Enum,
+    Errors,
+    Field,
+    FieldError,
+    Hooks,
+    IdString,
+    Lookup,
+    Lookups,
+    Op,
+    Pagination,
+    Provider,
+    RateLimitHeaders,
+)
+
+if TYPE_CHECKING:
+    from unicrm.engine.calls import ProviderCall
+
+API = "/projects-v2/projects"
+DELETE_STRATEGY = "unlink_tasks_and_time_trackings"
+CURRENCIES = frozenset(
+    [
+        "BAM",
+        "CAD",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CZK",
+        "DKK",
+        "EUR",
+        "GBP",
+        "INR",
+        "ISK",
+        "JPY",
+        "MAD",
+        "MXN",
+        "NOK",
+        "PEN",
+        "PLN",
+        "RON",
+        "SEK",
+        "TRY",
+        "USD",
+        "ZAR",
+    ]
+)
+#: unified status → (Teamleader status, closing strategy when it closes)
+STATUS_WRITE: dict[str, tuple[str, str | None]] = {
+    "open": ("open", None),
+    "not started": ("open", None),
+    "in progress": ("open", None),
+    "closed": ("closed", "none"),
+    "completed": ("closed", "mark_tasks_and_materials_as_done"),
+    "cancelled": ("closed", "none"),
+    "abandoned": ("closed", "none"),
+}
+PROJECT_KEYS = frozenset(
+    [
+        "title",
+        "description",
+        "status",
+        "billing_method",
+        "time_budget",
+        "external_budget",
+        "internal_budget",
+        "fixed_price",
+        "start_date",
+        "end_date",
+        "purchase_order_number",
+        "company_entity_id",
+        "owner_ids",
+        "assignees",
+        "customers",
+        "deal_ids",
+        "quotation_ids",
+        "custom_fields",
+        "color",
+        "delete_strategy",
+        "closing_strategy",
+        "id",
+    ]
+)
+_WORD = re.compile(r"[a-z_]+")
+
+
+def action(name: str) -> Endpoint:
+    """A projects-v2 action on one project (`{id, ...}` in the body, 204 answer)."""
+    return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="nothing")
+
+
+GET = Endpoint("POST", f"{API}.info", params_in="body", id_in_body="id", record_path="data")
+
+
+# --------------------------------------------------------------------------- reads
+def _money(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    method = record.get("billing_method")
+    key = {"fixed_price": "fixed_price", "time_and_materials": "external_budget"}.get(str(method))
+    for candidate in (key, "price"):
+        money = record.get(candidate) if candidate else None
+        if isinstance(money, dict) and money.get("amount") is not None:
+            return money
+    return None
+
+
+def read_amount(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    money = _money(record)
+    return None if money is None else money.get("amount")
+
+
+def read_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    money = _money(record)
+    return None if money is None else money.get("currency")
+
+
+def _user_name(user: Any) -> str | None:
+    if not isinstance(user, Mapping):
+        return None
+    full = " ".join(str(p) for p in (user.get("first_name"), user.get("last_name")) if p)
+    return full or None
+
+
+def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    owners = record.get("owners")
+    if not isinstance(owners, list) or not owners or not isinstance(owners[0], dict):
+        return None
+    ident = str(owners[0].get("id"))
+    return {"id": ident, "name": _user_name(lookups.get("users", {}).get(ident))}
+
+
+def _customers(record: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    customers = record.get("customers")
+    if not isinstance(customers, list):
+        return []
+    return [{"id": str(c["id"]), "name": None} for c in customers if isinstance(c, dict) and c.get("type") == kind]
+
+
+def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    companies = _customers(record, "company")
+    return companies[0] if companies else None
+
+
+def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _customers(record, "contact")
+
+
+def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    deals = record.get("deals")
+    if not isinstance(deals, list):
+        return []
+    return [{"id": str(d["id"]), "name": None} for d in deals if isinstance(d, dict) and d.get("id")]
+
+
+def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    fields = record.get("custom_fields")
+    if not isinstance(fields, list):
+        return None
+    out: dict[str, Any] = {}
+    for item in fields:
+        if isinstance(item, dict) and isinstance(item.get("definition"), dict):
+            out[str(item["definition"].get("id"))] = item.get("value")
+    return out
+
+
+# --------------------------------------------------------------------------- writes
+def write_amount(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    return {"fixed_price": None} if value is None else {"fixed_price": {"amount": value}}
+
+
+def write_currency(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    code = str(value).strip().upper()
+    if code not in CURRENCIES:
+        raise ConversionError(f"Teamleader accepts {', '.join(sorted(CURRENCIES))}; got {value!r}")
+    return {"fixed_price": {"currency": code}}
+
+
+def write_status(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    # Not part of any body: projects.close / projects.reopen change it (TeamleaderHooks).
+    if value is not None and value not in STATUS_WRITE:
+        raise ConversionError(f"Teamleader projects are open or closed; accepted values: {', '.join(STATUS_WRITE)}")
+    return {}
+
+
+def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if value is None:
+        raise ConversionError("cannot be cleared: a Teamleader project always has an owner")
+    return {"owner_ids": [str(value["id"])]}
+
+
+def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    return {"customers": [] if value is None else [{"type": "company", "id": str(value["id"])}]}
+
+
+def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    return {"customers": [{"type": "contact", "id": str(c["id"])} for c in value or []]}
+
+
+def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    return {"deal_ids": [str(d["id"]) for d in value or []]}
+
+
+def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if value is None:
+        raise ConversionError('cannot be cleared as a whole: send {"<definition id>": null} per field')
+    return {"custom_fields": [{"id": str(k), "value": v} for k, v in value.items()]}
+
+
+# --------------------------------------------------------------------------- errors
+def field_errors(body: Any) -> list[FieldError]:
+    """Teamleader errors are `{"errors": [{"title", ...}]}`: name the body key a title is about."""
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    if not isinstance(errors, list):
+        return []
+    out = []
+    for error in errors:
+        if not isinstance(error, Mapping) or not isinstance(error.get("title"), str):
+            continue
+        named = [w for w in _WORD.findall(error["title"]) if w in PROJECT_KEYS]
+        if named:
+            out.append(FieldError(named[0], error["title"]))
+    return out
+
+
+# --------------------------------------------------------------------------- hooks
+def _ids(items: Any, kind: str | None = None) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [str(i["id"]) for i in items if isinstance(i, dict) and i.get("id") and (kind is None or i.get("type") == kind)]
+
+
+def _invalid(name: str, message: str) -> ApiError:
+    return ApiError(
+        400, f"Invalid field value(s): {name} {message}.", insight={"invalid_fields": [{"field": name, "message": message}]}
+    )
+
+
+class TeamleaderHooks(Hooks):
+    """Relations and status through their own actions; money into the billing method's field."""
+
+    needs_before_update = True
+
+    async def before_write(
+        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if op == "create":
+            if "account" in unified and "contact" in unified:
+                # Both write `customers`; one list holds both kinds.
+                body["customers"] = [
+                    *write_account(unified["account"], {})["customers"],
+                    *write_contact(unified["contact"], {})["customers"],
+                ]
+            if isinstance(body.get("fixed_price"), dict):
+                body["fixed_price"].setdefault("currency", "EUR")
+                body.setdefault("billing_method", "fixed_price")
+            return body
+        # projects.update cannot change these: TeamleaderHooks.after_write diffs them.
+        for name, key in (
+            ("owner", "owner_ids"),
+            ("account", "customers"),
+            ("contact", "customers"),
+            ("opportunity", "deal_ids"),
+        ):
+            if name in unified:
+                body.pop(key, None)
+        money = body.get("fixed_price")
+        if isinstance(money, dict) and record_id is not None and ("amount" in unified or "currency" in unified):
+            current = (await call.call(GET, record_id)).json().get("data") or {}
+            method = current.get("billing_method")
+            if method == "non_billable":
+                raise _invalid(
+                    "amount", "a non-billable Teamleader project has no amount; set billing_method in remote_data first"
+                )
+            target = "external_budget" if method == "time_and_materials" else "fixed_price"
+            found = current.get(target)
+            existing: Mapping[str, Any] = found if isinstance(found, dict) else (_money(current) or {})
+            merged = {"amount": existing.get("amount"), "currency": existing.get("currency") or "EUR", **money}
+            if merged["amount"] is None:
+                raise _invalid("currency", "this project has no amount yet: send amount with the currency")
+            body.pop("fixed_price")
+            body[target] = merged
+        return body
+
+    async def after_write(
+        self, op: Op, call: ProviderCall, record_id: str, unified: Mapping[str, Any], before: Mapping[str, Any] | None
+    ) -> bool:
+        current: Mapping[str, Any] = before or {}
+        changed = False
+        if op == "update":
+            changed |= await self._relations(call, record_id, unified, current)
+        status = unified.get("status")
+        if status in STATUS_WRITE:
+            target, strategy = STATUS_WRITE[status]
+            now = current.get("status", "open")
+            if target == "closed" and now != "closed":
+                await call.call(action("close"), record_id, body={"closing_strategy": strategy})
+                changed = True
+            elif target == "open" and now == "closed":
+                await call.call(action("reopen"), record_id, body={})
+                changed = True
+        return changed
+
+    async def _relations(
+        self, call: ProviderCall, record_id: str, unified: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> bool:
+        changed = False
+
+        async def sync(add: str, remove: str, have: list[str], want: list[str], body_of: Any) -> None:
+            nonlocal changed
+            # Add before remove: a project keeps at least one owner throughout.
+            for ident in [i for i in want if i not in have]:
+                await call.call(action(add), record_id, body=body_of(ident))
+                changed = True
+            for ident in [i for i in have if i not in want]:
+                await call.call(action(remove), record_id, body=body_of(ident))
+                changed = True
+
+        if "owner" in unified:
+            owner = unified["owner"]
+            await sync("addOwner", "removeOwner", _ids(current.get("owners")), [str(owner["id"])], lambda i: {"user_id": i})
+        for name, kind in (("account", "company"), ("contact", "contact")):
+            if name in unified:
+                value = unified[name]
+                want = _ids(value if isinstance(value, list) else [] if value is None else [value])
+                await sync(
+                    "addCustomer",
+                    "removeCustomer",
+                    _ids(current.get("customers"), kind),
+                    want,
+                    lambda i, kind=kind: {"customer": {"type": kind, "id": i}},
+                )
+        if "opportunity" in unified:
+            await sync(
+                "addDeal", "removeDeal", _ids(current.get("deals")), _ids(unified["opportunity"] or []), lambda i: {"deal_id": i}
+            )
+        return changed
+
+
+PROVIDER = Provider(
+    name="teamleader",
+    label="Teamleader Focus",
+    docs_url="https://developer.focus.teamleader.eu/docs/api/projects",
+    base_url="https://api.focus.teamleader.eu",
+    context=(
+        ContextField("access_token", "OAuth2 access token (lives one hour)", secret=True),
+        ContextField("refresh_token", "OAuth2 refresh token (single use; Teamleader rotates it on every refresh)", secret=True),
+        ContextField("client_id", "OAuth2 client id of your Teamleader integration"),
+        ContextField("client_secret", "OAuth2 client secret of your Teamleader integration", secret=True),
+        ContextField("expires_at", "Access token expiry, epoch seconds", required=False),
+        ContextField("token_url", "OAuth2 token endpoint override (a proxy or an emulator)", required=False),
+        ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
+    ),
+    auth=Auth("oauth2", token_key="access_token", token_url="https://focus.teamleader.eu/oauth2/access_token"),
+    headers={"Accept": "application/json"},
+    endpoints={
+        "list": Endpoint(
+            "POST",
+            f"{API}.list",
+            params_in="body",
+            query={"includes": "custom_fields", "sort": [{"field": "project_key", "order": "asc"}]},
+        ),
+        "get": GET,
+        "create": Endpoint("POST", f"{API}.create", params_in="body", returns="id", id_path="data.id"),
+        "update": action("update"),
+        "delete": Endpoint(
+            "POST",
+            f"{API}.delete",
+            params_in="body",
+            id_in_body="id",
+            returns="nothing",
+            query={"delete_strategy": DELETE_STRATEGY},
+        ),
+    },
+    list_path="data",
+    pagination=Pagination("page_number", size_param="page.size", page_param="page.number", max_size=100, default_size=20),
+    fields=(
+        Field("id", read="id", conv=IdString()),
+        Field("name", read="title", write="title", required=("create",)),
+        Field("description", read="description", write="description"),
+        Field(
+            "status",
+            read="status",
+            write=write_status,
+            conv=Enum({"open": "open", "closed": "closed"}),
+            remote_fields=("status",),
+            note="open or closed, changed through projects.close / projects.reopen; deferred is refused",
+        ),
+        Field("close_date", read="end_date", write="end_date", conv=DateOnly()),
+        Field(
+            "amount",
+            read=read_amount,
+            write=write_amount,
+            remote_fields=("fixed_price", "external_budget"),
+            note="the billing method's money: fixed_price, or external_budget for time and materials",
+        ),
+        Field("currency", read=read_currency, write=write_currency, remote_fields=("fixed_price",)),
+        Field(
+            "owner",
+            read=read_owner,
+            write=write_owner,
+            remote_fields=("owner_ids",),
+            note="the first owner; setting it makes it the only owner (addOwner/removeOwner)",
+        ),
+        # contact before account: both write `customers` (the create hook joins them).
+        Field("contact", read=read_contact, write=write_contact, remote_fields=("customers",)),
+        Field("account", read=read_account, write=write_account, remote_fields=("customers",)),
+        Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("deal_ids",)),
+        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("custom_fields",)),
+    ),
+    errors=Errors(field_errors=field_errors),
+    rate_limit=RateLimitHeaders(
+        limit="X-RateLimit-Limit",
+        remaining="X-RateLimit-Remaining",
+        reset="X-RateLimit-Reset",
+        reset_kind="datetime",
+        window_s=60,
+    ),
+    lookups=(
+        Lookup(
+            "users",
+            Endpoint("POST", "/users.list", params_in="body", query={"page": {"size": 100, "number": 1}}),
+            records_path="data",
+            key="id",
+            value="",
+        ),
+    ),
+    truto_required_on_create=("name",),
+    differences=(
+        Difference("status", "update", "supported", "open, closed (close/reopen actions)", "v2 projects are open or closed"),
+        Difference("owner", "update", "supported", "replaces all owners", "owners change through addOwner/removeOwner"),
+        Difference(
+            "account", "update", "supported", "first company customer", "customers change through addCustomer/removeCustomer"
+        ),
+        Difference("close_date", "create", "not mapped", "date only (end_date)", "Teamleader stores end_date as a date"),
+        Difference("created_at", "list", "filter", "not available", "v2 projects carry no created_at/updated_at"),
+        Difference("updated_at", "list", "filter", "not available", "v2 projects carry no created_at/updated_at"),
+        Difference("tags", "create", "not mapped", "not available", "v2 projects have no tags"),
+    ),
+    hooks=TeamleaderHooks(),
+    notes=(
+        "Names of account, contacts and opportunities are not resolved (ids only); owner names come from users.list.",
+        "delete sends delete_strategy=unlink_tasks_and_time_trackings unless remote_query sets another.",
+    ),
+)

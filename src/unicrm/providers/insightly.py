@@ -1,0 +1,441 @@
+"""Insightly (REST API v3.1): `/Projects`.
+
+Facts: shared/reference/providers-capsule-insightly-pipeliner.md §2 and Insightly's v3.1
+introduction. HTTP Basic with the user's API key as user name and an empty password, on a
+pod-specific host (`https://api.{pod}.insightly.com/v3.1`); bare JSON objects and arrays;
+`skip`/`top` paging (≤ 500) that ends on a short page; UPPER_SNAKE keys and integer ids;
+`PUT /Projects` with `PROJECT_ID` in the body and only the keys that change; required
+`PROJECT_NAME` and `STATUS` (six values); body dates `yyyy-MM-dd HH:mm:ss` (UTC) while query
+dates are ISO 8601; sub-collections `LINKS`, `TAGS`, `CUSTOMFIELDS` in the same payload;
+`updated_after_utc`; delete answers 202 with no body; `X-RateLimit-Limit/-Remaining` (the
+daily quota) and 429.
+
+Decisions where the docs are silent (or only third parties speak):
+- `status` maps the six Insightly values to their lower-case unified names; unified `open` and
+  `closed` have no Insightly value and are refused with a 400 listing the accepted ones
+  (guessing `In Progress`/`Completed` would silently store something the client did not say).
+- `owner` is `OWNER_USER_ID` (the record owner); `RESPONSIBLE_USER_ID` stays in `remote_data`
+  and can be written through it. `close_date` is `COMPLETED_DATE` (Insightly has no expected
+  close date). `stage` is `STAGE_ID` (read-only: Insightly moves stages through
+  `/Projects/{id}/PipelineStage`).
+- `account` is the first `LINKS` item to an `Organisation`, `contact` the links to `Contact`s,
+  `opportunity` is `OPPORTUNITY_ID` followed by the links to other `Opportunity` records. On
+  write the first opportunity goes to `OPPORTUNITY_ID`, the rest and the account/contacts to
+  `LINKS` in the same POST/PUT. Insightly replaces `LINKS` as a whole when it is sent, so an
+  update that touches account, contact or opportunity reads the project first and sends its
+  other links (other kinds, other objects) back unchanged, existing ones with their `LINK_ID`.
+- Names of owners, organisations, contacts, opportunities and stages come from reference lists
+  read once per account and cached for five minutes (the first 500 of each); a relation outside
+  them keeps its id and a null name.
+- `tags` have no id in Insightly: a tag's id is its name, and tags are written by name (or by
+  the id, which is the name). Sending `tags` replaces the project's tags.
+- `custom_fields` are `{FIELD_NAME: FIELD_VALUE}` (names end in `__c`); only the fields sent
+  change and a null value clears one. Unknown names are refused by Insightly and named back as
+  `custom_fields`.
+- `updated_at[gt|gte]` becomes `updated_after_utc` (whole seconds, strictly after; `gte` asks
+  from one second earlier since Insightly's timestamps have whole seconds); `lt`/`lte` and the
+  `created_at` filters are applied by unicrm to each page.
+- Delete's answer has no body, so the response is `{"id": ...}`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from unicrm.providers.declaration import (
+    Auth,
+    ContextField,
+    ConversionError,
+    DateTimeFormat,
+    Difference,
+    Endpoint,
+    Enum,
+    Errors,
+    Field,
+    FieldError,
+    Hooks,
+    IdString,
+    Lookup,
+    Lookups,
+    NativeFilter,
+    Op,
+    Pagination,
+    Provider,
+    RateLimitHeaders,
+)
+
+if TYPE_CHECKING:
+    from unicrm.engine.calls import ProviderCall
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+BODY_DATE = "%Y-%m-%d %H:%M:%S"
+STATUS_VALUES = ("Not Started", "In Progress", "Deferred", "Completed", "Abandoned", "Cancelled")
+#: Which `LINK_OBJECT_NAME` (singular, British spelling) each unified relation uses.
+LINK_KINDS = {"account": "Organisation", "contact": "Contact", "opportunity": "Opportunity"}
+#: The provider keys of each relation, for naming Insightly's errors back; `LINKS[Kind]` names
+#: the links of one kind (the error extractor below produces them).
+LINK_FIELDS = {name: f"LINKS[{kind}]" for name, kind in LINK_KINDS.items()}
+PROJECT_KEYS = frozenset(
+    {
+        "PROJECT_ID",
+        "PROJECT_NAME",
+        "STATUS",
+        "PROJECT_DETAILS",
+        "OPPORTUNITY_ID",
+        "STARTED_DATE",
+        "COMPLETED_DATE",
+        "RESPONSIBLE_USER_ID",
+        "OWNER_USER_ID",
+        "CATEGORY_ID",
+        "PIPELINE_ID",
+        "STAGE_ID",
+        "CUSTOMFIELDS",
+        "TAGS",
+        "LINKS",
+    }
+)
+_KEY = re.compile(r"\b[A-Z][A-Z_]+[A-Z]\b")
+_NUMERIC = IdString(numeric=True)
+
+
+# --------------------------------------------------------------------------- people
+def _person_name(person: Any) -> str | None:
+    if not isinstance(person, Mapping):
+        return None
+    full = " ".join(str(p) for p in (person.get("FIRST_NAME"), person.get("LAST_NAME")) if p)
+    return full or None
+
+
+def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("OWNER_USER_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": _person_name(lookups.get("users", {}).get(str(ident)))}
+
+
+def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if value is None:
+        raise ConversionError("cannot be cleared: every Insightly project has an owner user")
+    return {"OWNER_USER_ID": _NUMERIC.write(value["id"], lookups)}
+
+
+def read_stage(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("STAGE_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": lookups.get("stages", {}).get(str(ident))}
+
+
+# --------------------------------------------------------------------------- links
+def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
+    """Ids of the linked records of one kind, in link order, once each."""
+    out: list[str] = []
+    for link in record.get("LINKS") or ():
+        if isinstance(link, dict) and link.get("LINK_OBJECT_NAME") == kind and link.get("LINK_OBJECT_ID") is not None:
+            ident = str(link["LINK_OBJECT_ID"])
+            if ident not in out:
+                out.append(ident)
+    return out
+
+
+def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ids = _linked(record, "Organisation")
+    if not ids:
+        return None
+    return {"id": ids[0], "name": lookups.get("organisations", {}).get(ids[0])}
+
+
+def read_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    people = lookups.get("contacts", {})
+    return [{"id": i, "name": _person_name(people.get(i))} for i in _linked(record, "Contact")]
+
+
+def read_opportunities(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ids = _linked(record, "Opportunity")
+    main = record.get("OPPORTUNITY_ID")
+    if main is not None:
+        ids = [str(main)] + [i for i in ids if i != str(main)]
+    names = lookups.get("opportunities", {})
+    return [{"id": i, "name": names.get(i)} for i in ids]
+
+
+def _ids(value: Any) -> list[int]:
+    """Numeric ids of a unified ref or ref list (None clears), once each, in order."""
+    items = [] if value is None else [value] if isinstance(value, Mapping) else list(value)
+    out: list[int] = []
+    for item in items:
+        ident = _NUMERIC.write(item["id"], {})
+        if ident not in out:
+            out.append(ident)
+    return out
+
+
+def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    _ids(value)  # checked here so a bad id is a 400 before any call; LINKS are built by the hooks
+    return {}
+
+
+def write_contacts(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    _ids(value)
+    return {}
+
+
+def write_opportunities(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    ids = _ids(value)
+    return {"OPPORTUNITY_ID": ids[0] if ids else None}
+
+
+def wanted_links(unified: Mapping[str, Any]) -> dict[str, list[int]]:
+    """For each link kind the body touches, the ids it must link (the first opportunity is
+    OPPORTUNITY_ID, not a link)."""
+    out: dict[str, list[int]] = {}
+    for name, kind in LINK_KINDS.items():
+        if name in unified:
+            ids = _ids(unified[name])
+            out[kind] = ids[1:] if name == "opportunity" else ids
+    return out
+
+
+def merge_links(current: list[Any], wanted: Mapping[str, list[int]]) -> list[dict[str, Any]]:
+    """The LINKS to send: untouched kinds as they are, wanted links (existing ones with their
+    LINK_ID), and nothing else of the touched kinds."""
+    out = [dict(link) for link in current if isinstance(link, dict) and link.get("LINK_OBJECT_NAME") not in wanted]
+    for kind, ids in wanted.items():
+        existing: dict[int, dict[str, Any]] = {}
+        for link in current:
+            if isinstance(link, dict) and link.get("LINK_OBJECT_NAME") == kind:
+                try:
+                    existing.setdefault(int(link["LINK_OBJECT_ID"]), link)
+                except (KeyError, TypeError, ValueError):
+                    continue
+        for ident in ids:
+            out.append(dict(existing[ident]) if ident in existing else {"LINK_OBJECT_NAME": kind, "LINK_OBJECT_ID": ident})
+    return out
+
+
+class InsightlyHooks(Hooks):
+    """Builds `LINKS` from account, contact and opportunity (three unified fields, one list)."""
+
+    async def before_write(
+        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        wanted = wanted_links(unified)
+        if not wanted or "LINKS" in body:  # LINKS given in remote_data win, untouched
+            return body
+        current: list[Any] = []
+        if op == "update" and record_id is not None:
+            # Insightly replaces LINKS whole: keep what the client did not ask to change.
+            get = call.provider.endpoints["get"]
+            record = (await call.call(get, record_id)).json()
+            current = list(record.get("LINKS") or ()) if isinstance(record, dict) else []
+        links = merge_links(current, wanted)
+        if op == "create" and not links:
+            return body  # a new project has no links to clear
+        return {**body, "LINKS": links}
+
+
+# --------------------------------------------------------------------------- tags, custom fields
+def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    tags = record.get("TAGS") or ()
+    return [{"id": t["TAG_NAME"], "name": t["TAG_NAME"]} for t in tags if isinstance(t, dict) and t.get("TAG_NAME")]
+
+
+def write_tags(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    names: list[str] = []
+    for tag in value or ():
+        name = str(tag.get("name") or tag.get("id") or "").strip()
+        if not name:
+            raise ConversionError('each tag needs a "name" (Insightly tags are names)')
+        if name not in names:
+            names.append(name)
+    return {"TAGS": [{"TAG_NAME": n} for n in names]}
+
+
+def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    fields = record.get("CUSTOMFIELDS")
+    if not isinstance(fields, list):
+        return None
+    return {str(f["FIELD_NAME"]): f.get("FIELD_VALUE") for f in fields if isinstance(f, dict) and f.get("FIELD_NAME")}
+
+
+def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
+    if value is None:
+        raise ConversionError('cannot be cleared as a whole: send {"Name__c": null} for each field to clear')
+    return {"CUSTOMFIELDS": [{"FIELD_NAME": str(k), "FIELD_VALUE": v} for k, v in value.items()]}
+
+
+# --------------------------------------------------------------------------- filters, errors
+def updated_after(op: str, moment: datetime) -> Mapping[str, Any]:
+    """`updated_after_utc` is strictly after, in whole seconds: `gte t` asks after `ceil(t) - 1 s`."""
+    whole = moment.replace(microsecond=0)
+    if op == "gte":
+        whole = (whole + timedelta(seconds=math.ceil(moment.microsecond / 1e6))) - timedelta(seconds=1)
+    return {"updated_after_utc": whole.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def error_message(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        message = body.get("Message") or body.get("message")
+        return str(message) if message else None
+    if isinstance(body, str):
+        return body.strip()[:300] or None
+    return None
+
+
+def field_errors(body: Any) -> list[FieldError]:
+    """Insightly's errors are a `Message`: name the project key it is about when it names one
+    (a link error names its kind too, so it goes back to account, contact or opportunity)."""
+    message = error_message(body)
+    if not message:
+        return []
+    keys = {k for k in _KEY.findall(message) if k in PROJECT_KEYS}
+    keys.discard("PROJECT_ID")
+    if keys == {"LINKS"} or "LINK_OBJECT_ID" in message or "LINK_OBJECT_NAME" in message:
+        kinds = [kind for kind in LINK_KINDS.values() if kind in message]
+        if len(kinds) == 1:
+            return [FieldError(f"LINKS[{kinds[0]}]", message)]
+        return [FieldError("LINKS", message)]
+    if len(keys) != 1:
+        return []
+    return [FieldError(keys.pop(), message)]
+
+
+PROVIDER = Provider(
+    name="insightly",
+    label="Insightly",
+    docs_url="https://api.insightly.com/v3.1/Help",
+    base_url="https://api.{pod}.insightly.com/v3.1",
+    context=(
+        ContextField("api_key", "The user's API key (User Settings → API)", secret=True),
+        ContextField(
+            "pod",
+            "The instance's pod, from the API URL under User Settings → API (na1 in https://api.na1.insightly.com/v3.1)",
+            required=False,
+            default="na1",
+        ),
+        ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
+    ),
+    auth=Auth("basic", username_key="api_key"),
+    headers={"Accept": "application/json"},
+    endpoints={
+        "list": Endpoint("GET", "/Projects"),
+        "get": Endpoint("GET", "/Projects/{id}"),
+        "create": Endpoint("POST", "/Projects"),
+        "update": Endpoint("PUT", "/Projects", id_in_body="PROJECT_ID"),
+        "delete": Endpoint("DELETE", "/Projects/{id}", returns="nothing"),
+    },
+    list_path=None,
+    pagination=Pagination("offset", size_param="top", offset_param="skip", max_size=MAX_PAGE, default_size=DEFAULT_PAGE),
+    fields=(
+        Field("id", read="PROJECT_ID", conv=IdString(numeric=True)),
+        Field("name", read="PROJECT_NAME", write="PROJECT_NAME", required=("create",)),
+        Field("description", read="PROJECT_DETAILS", write="PROJECT_DETAILS"),
+        Field(
+            "status",
+            read="STATUS",
+            write="STATUS",
+            conv=Enum({value: value.lower() for value in STATUS_VALUES}),
+            required=("create",),
+            note="Insightly's six project statuses; the two generic states are refused",
+        ),
+        Field(
+            "close_date",
+            read="COMPLETED_DATE",
+            write="COMPLETED_DATE",
+            conv=DateTimeFormat(BODY_DATE),
+            note="COMPLETED_DATE, sent as yyyy-MM-dd HH:mm:ss (UTC)",
+        ),
+        Field("owner", read=read_owner, write=write_owner, remote_fields=("OWNER_USER_ID",), note="the record owner user"),
+        Field(
+            "account",
+            read=read_account,
+            write=write_account,
+            remote_fields=(LINK_FIELDS["account"],),
+            note="a LINKS item to an Organisation",
+        ),
+        Field(
+            "contact",
+            read=read_contacts,
+            write=write_contacts,
+            remote_fields=(LINK_FIELDS["contact"],),
+            note="LINKS items to Contacts",
+        ),
+        Field(
+            "opportunity",
+            read=read_opportunities,
+            write=write_opportunities,
+            remote_fields=("OPPORTUNITY_ID", LINK_FIELDS["opportunity"]),
+            note="the first is OPPORTUNITY_ID, the others LINKS items to Opportunities",
+        ),
+        Field("stage", read=read_stage, note="STAGE_ID; changed through Insightly's pipeline endpoints"),
+        Field(
+            "tags", read=read_tags, write=write_tags, remote_fields=("TAGS",), note="tags are names; sending tags replaces them"
+        ),
+        Field(
+            "custom_fields",
+            read=read_custom_fields,
+            write=write_custom_fields,
+            remote_fields=("CUSTOMFIELDS",),
+            note="{FIELD_NAME: FIELD_VALUE}; only the fields sent change",
+        ),
+        Field("created_at", read="DATE_CREATED_UTC", conv=DateTimeFormat()),
+        Field("updated_at", read="DATE_UPDATED_UTC", conv=DateTimeFormat()),
+        Field("last_activity_at", read="LAST_ACTIVITY_DATE_UTC", conv=DateTimeFormat()),
+    ),
+    filters=(NativeFilter("updated_at", ("gt", "gte"), updated_after),),
+    errors=Errors(message=error_message, field_errors=field_errors),
+    rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", window_s=86400),
+    lookups=(
+        Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value="", ttl_s=300),
+        Lookup(
+            "organisations",
+            Endpoint("GET", "/Organisations", query={"brief": "true", "top": MAX_PAGE}),
+            None,
+            key="ORGANISATION_ID",
+            value="ORGANISATION_NAME",
+        ),
+        Lookup(
+            "contacts", Endpoint("GET", "/Contacts", query={"brief": "true", "top": MAX_PAGE}), None, key="CONTACT_ID", value=""
+        ),
+        Lookup(
+            "opportunities",
+            Endpoint("GET", "/Opportunities", query={"brief": "true", "top": MAX_PAGE}),
+            None,
+            key="OPPORTUNITY_ID",
+            value="OPPORTUNITY_NAME",
+        ),
+        Lookup("stages", Endpoint("GET", "/PipelineStages"), None, key="STAGE_ID", value="STAGE_NAME", ttl_s=3600),
+    ),
+    hooks=InsightlyHooks(),
+    truto_required_on_create=("name", "status"),
+    differences=(
+        Difference("account", "all", "not supported", "supported", "the project's LINKS to an Organisation"),
+        Difference("contact", "all", "not supported", "supported", "the project's LINKS to Contacts"),
+        Difference(
+            "status",
+            "create",
+            "required: not started, in progress, deferred, cancelled, abandoned, completed",
+            "required, same six values",
+            "open and closed have no Insightly value and are refused",
+        ),
+        Difference("close_date", "all", "supported", "supported: COMPLETED_DATE", "Insightly has no expected close date"),
+        Difference("tags", "all", "supported", "id = name", "Insightly tags have no id, only a name"),
+        Difference("custom_fields", "list", "not listed", "supported", "the project's CUSTOMFIELDS"),
+        Difference("custom_fields", "get", "not listed", "supported", "the project's CUSTOMFIELDS"),
+        Difference(
+            "id", "delete", "not returned", '{"id"} returned', "Insightly answers 202 with no body; the id is the request's"
+        ),
+    ),
+    notes=(
+        "account/contact/opportunity are the project's LINKS (plus OPPORTUNITY_ID); an update touching them "
+        "reads the project first, as Insightly replaces LINKS whole.",
+        "owner is OWNER_USER_ID; RESPONSIBLE_USER_ID is in remote_data.",
+        "Names of related records come from the first 500 users, organisations, contacts and opportunities, cached 5 min.",
+        "updated_at gt/gte use Insightly's updated_after_utc; other date filters are applied by unicrm.",
+    ),
+)

@@ -36,7 +36,9 @@ def test_golden(path: Path) -> None:
     elif op == "get":
         changed |= _check(case, "unified", get_record(mapping, "get", case["provider_response"], lookups))
     elif op in ("create", "update"):
-        changed |= _check(case, "provider_body", provider_body(mapping, op, case["unified_body"], lookups, context, case.get("before")))  # type: ignore[arg-type]
+        before = case.get("before")
+        body = provider_body(mapping, op, case["unified_body"], lookups, context, before)  # type: ignore[arg-type]
+        changed |= _check(case, "provider_body", body)
         if "provider_response" in case and mapping.provider.endpoints[op].returns == "record":  # type: ignore[index]
             changed |= _check(case, "unified", get_record(mapping, op, case["provider_response"], lookups))  # type: ignore[arg-type]
     elif op == "delete":

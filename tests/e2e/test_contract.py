@@ -293,6 +293,12 @@ async def test_unknown_id(harness: Harness, provider: str) -> None:
 
 
 # ---------------------------------------------------------------------------- provider faults
+def endpoint_match(provider: str, op: str) -> dict[str, str]:
+    """An emulator fault match for the provider's declared endpoint of `op` (RPC reads are POSTs)."""
+    endpoint = all_providers()[provider].endpoints[op]
+    return {"method": endpoint.method, "path_contains": endpoint.path.split("{", 1)[0]}
+
+
 @pytest.mark.parametrize(
     ("script", "status"),
     [
@@ -309,7 +315,7 @@ async def test_provider_faults_on_get(harness: Harness, provider: str, script: d
     record_id = await first_id(harness, provider)
     # GETs are retried twice on 5xx/connection errors, so script enough faults to exhaust them.
     count = 3 if status in (502, 504) and script.get("status") != 422 else 1
-    await harness.control(provider, "script", {"responses": [{**script, "match": {"method": "GET"}}] * count})
+    await harness.control(provider, "script", {"responses": [{**script, "match": endpoint_match(provider, "get")}] * count})
     try:
         resp = await harness.unified("GET", provider, f"/{record_id}")
         assert resp.status == status, resp.text
@@ -322,7 +328,9 @@ async def test_provider_faults_on_get(harness: Harness, provider: str, script: d
 
 async def test_write_is_never_retried(harness: Harness, provider: str) -> None:
     body = await create_body(harness, provider, "Never twice")
-    await harness.control(provider, "script", {"responses": [{"status": 503, "body": "{}", "match": {"method": "POST"}}]})
+    await harness.control(
+        provider, "script", {"responses": [{"status": 503, "body": "{}", "match": endpoint_match(provider, "create")}]}
+    )
     before = await harness.provider_requests(provider)
     resp = await harness.unified("POST", provider, json=body)
     assert resp.status == 502, resp.text

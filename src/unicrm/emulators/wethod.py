@@ -39,13 +39,30 @@ _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 FIRST_NAMES = ("Giulia", "Marco", "Chiara", "Luca", "Francesca", "Matteo", "Sara", "Davide", "Elena", "Paolo")
 SURNAMES = ("Ferri", "Conti", "Rinaldi", "Galli", "Moretti", "Barbieri", "Fontana", "Greco", "Bassi", "Villa")
 COMPANIES = (
-    "Fratelli Bassi S.p.A.", "Nordvik Logistics AS", "Lanificio Sella", "Banca Adriatica", "Ottica Riva",
-    "Cantine Moretti", "Vela Mobility", "Studio Aurora", "Pastificio Greco", "Helio Energy", "Farmacie Unite",
+    "Fratelli Bassi S.p.A.",
+    "Nordvik Logistics AS",
+    "Lanificio Sella",
+    "Banca Adriatica",
+    "Ottica Riva",
+    "Cantine Moretti",
+    "Vela Mobility",
+    "Studio Aurora",
+    "Pastificio Greco",
+    "Helio Energy",
+    "Farmacie Unite",
     "Torino Motori",
 )
 TOPICS = (
-    "Brand platform", "Website relaunch", "CRM rollout", "Data platform", "Mobile app", "Campaign",
-    "Service design", "E-commerce", "Intranet", "Analytics dashboard",
+    "Brand platform",
+    "Website relaunch",
+    "CRM rollout",
+    "Data platform",
+    "Mobile app",
+    "Campaign",
+    "Service design",
+    "E-commerce",
+    "Intranet",
+    "Analytics dashboard",
 )
 STAGES = ("Lead", "Qualified", "Proposal", "Negotiation", "Won")
 CATEGORIES = ("Consulting", "Design", "Development")
@@ -122,22 +139,40 @@ class WethodData:
             for i, name in enumerate(COMPANIES)
         ]
         self.persons: list[dict[str, Any]] = [
-            {"id": i + 1, "name": FIRST_NAMES[i], "surname": SURNAMES[(i * 3) % len(SURNAMES)],
-             "email": f"{FIRST_NAMES[i].lower()}.{SURNAMES[(i * 3) % len(SURNAMES)].lower()}@example.com", "is_archived": False}
+            {
+                "id": i + 1,
+                "name": FIRST_NAMES[i],
+                "surname": SURNAMES[(i * 3) % len(SURNAMES)],
+                "email": f"{FIRST_NAMES[i].lower()}.{SURNAMES[(i * 3) % len(SURNAMES)].lower()}@example.com",
+                "is_archived": False,
+            }
             for i in range(8)
         ]
         self.contacts: list[dict[str, Any]] = []
         for i in range(24):
             first, last = rng.choice(FIRST_NAMES), rng.choice(SURNAMES)
-            self.contacts.append({"id": 100 + i, "client_id": (i % len(self.clients)) + 1, "name": first, "surname": last,
-                                  "email": f"{first.lower()}.{last.lower()}{i}@example.com"})
+            self.contacts.append(
+                {
+                    "id": 100 + i,
+                    "client_id": (i % len(self.clients)) + 1,
+                    "name": first,
+                    "surname": last,
+                    "email": f"{first.lower()}.{last.lower()}{i}@example.com",
+                }
+            )
         self.stages: list[dict[str, Any]] = [
             {"id": i + 1, "name": name, "description": f"{name} stage", "hierarchy": i + 1} for i, name in enumerate(STAGES)
         ]
         self.categories: list[dict[str, Any]] = [{"id": i + 1, "name": name} for i, name in enumerate(CATEGORIES)]
         self.metadata: list[dict[str, Any]] = [
-            {"id": 13 + 8 * i, "created_at": "2024-01-10T09:00:00.000Z", "updated_at": "2024-01-10T09:00:00.000Z",
-             "key": key, "values": list(values), "is_required": False}
+            {
+                "id": 13 + 8 * i,
+                "created_at": "2024-01-10T09:00:00.000Z",
+                "updated_at": "2024-01-10T09:00:00.000Z",
+                "key": key,
+                "values": list(values),
+                "is_required": False,
+            }
             for i, (key, values) in enumerate(METADATA)
         ]
         # Writes live here (id → record); generated projects not in it are read from `_generated`.
@@ -266,12 +301,33 @@ class WethodData:
         fields = self._validate(body, creating=True)
         stamp = now_iso()
         record: dict[str, Any] = {
-            "id": self.next_id, "created_at": stamp, "updated_at": stamp, "name": None, "job_order": None,
-            "purchase_order": None, "value": 0, "probability": 0, "external_cost_percentage": None, "date_start": None,
-            "duration": 1, "is_archived": False, "archived_on": None, "due_date": None, "signed_on": None,
-            "job_order_category_id": None, "project_type_id": None, "client_id": None, "pm_id": None, "account_id": None,
-            "client_contact_id": None, "reason_why_id": None, "business_unit_id": None, "billing_group_id": None,
-            "project_stage_id": None, "is_timesheet_whitelist_enabled": False, "deleted_at": None,
+            "id": self.next_id,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "name": None,
+            "job_order": None,
+            "purchase_order": None,
+            "value": 0,
+            "probability": 0,
+            "external_cost_percentage": None,
+            "date_start": None,
+            "duration": 1,
+            "is_archived": False,
+            "archived_on": None,
+            "due_date": None,
+            "signed_on": None,
+            "job_order_category_id": None,
+            "project_type_id": None,
+            "client_id": None,
+            "pm_id": None,
+            "account_id": None,
+            "client_contact_id": None,
+            "reason_why_id": None,
+            "business_unit_id": None,
+            "billing_group_id": None,
+            "project_stage_id": None,
+            "is_timesheet_whitelist_enabled": False,
+            "deleted_at": None,
         }
         record.update(fields)
         self.projects[self.next_id] = record
@@ -422,8 +478,12 @@ class WethodData:
     # ------------------------------------------------------------------ reference lists
     def _reference_items(self, kind: str) -> list[dict[str, Any]]:
         lists: dict[str, list[dict[str, Any]]] = {
-            "clients": self.clients, "persons": self.persons, "contacts": self.contacts, "project-stages": self.stages,
-            "project-metadata": self.metadata, "job-order-categories": self.categories,
+            "clients": self.clients,
+            "persons": self.persons,
+            "contacts": self.contacts,
+            "project-stages": self.stages,
+            "project-metadata": self.metadata,
+            "job-order-categories": self.categories,
         }
         return lists[kind]
 
@@ -521,8 +581,13 @@ def _condition(field: str, spec: str, kind: str) -> Any:
     return check
 
 
-FILTER_KINDS = {"updated_at": "datetime", "deleted_at": "datetime", "probability": "int", "date_start": "date",
-                "project_stage_id": "int"}
+FILTER_KINDS = {
+    "updated_at": "datetime",
+    "deleted_at": "datetime",
+    "probability": "int",
+    "date_start": "date",
+    "project_stage_id": "int",
+}
 
 
 def project_filters(query: Mapping[str, str]) -> list[Any]:
@@ -568,8 +633,14 @@ def _is_date(value: Any) -> bool:
 COMPANY = "acme"
 REFERENCE_LISTS = ("clients", "persons", "contacts", "project-stages", "project-metadata", "job-order-categories")
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-ERROR_KEYS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 412: "precondition_failure",
-              429: "too_many_requests"}
+ERROR_KEYS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    412: "precondition_failure",
+    429: "too_many_requests",
+}
 
 
 class WethodEmulator(Emulator):
@@ -593,8 +664,11 @@ class WethodEmulator(Emulator):
         return json_response({"key": ERROR_KEYS.get(status, "internal_error"), "message": message}, status)
 
     def rate_limited_response(self, retry_after: int, headers: dict[str, str]) -> web.Response:
-        return json_response({"key": "too_many_requests", "message": "Too many requests, slow down."}, 429,
-                             {**headers, "x-ratelimit-retry-after": str(retry_after)})
+        return json_response(
+            {"key": "too_many_requests", "message": "Too many requests, slow down."},
+            429,
+            {**headers, "x-ratelimit-retry-after": str(retry_after)},
+        )
 
     def routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/projects", self._guard(self._list))

@@ -152,32 +152,39 @@ class ProviderCall:
     ) -> ProviderResponse:
         """Send a declared endpoint; raises `ApiError` for provider errors."""
         method, url, query, payload = self._shape(endpoint, record_id, params or {}, body)
-        return await self.request(method, url, query, payload)
+        return await self.request(method, url, query, payload, retriable=endpoint.retriable)
 
     async def request(
-        self, method: str, url: str, query: list[tuple[str, str]] | None = None, payload: Any = None
+        self,
+        method: str,
+        url: str,
+        query: list[tuple[str, str]] | None = None,
+        payload: Any = None,
+        retriable: bool | None = None,
     ) -> ProviderResponse:
-        """Send any request to this provider (hooks use it for follow-up calls)."""
+        """Send any request to this provider (hooks use it for follow-up calls); `retriable` as in `send`."""
         if not url.startswith("http"):
             url = self.base_url + url
         auth = self.provider.auth
         if needs_refresh(auth, self.context):
             await self._refresh()
-        response = await self._send(method, url, query or [], payload)
+        response = await self._send(method, url, query or [], payload, retriable)
         if response.status == 401 and auth.scheme == "oauth2" and self.context.get("refresh_token"):
             # A 401 means the provider did nothing, so one retry after a refresh is safe even for writes.
             await self._refresh(force=True)
-            response = await self._send(method, url, query or [], payload)
+            response = await self._send(method, url, query or [], payload, retriable)
         self.last_response = response
         if response.status >= 400:
             raise await self._error(response)
         return response
 
-    async def _send(self, method: str, url: str, query: list[tuple[str, str]], payload: Any) -> ProviderResponse:
+    async def _send(
+        self, method: str, url: str, query: list[tuple[str, str]], payload: Any, retriable: bool | None
+    ) -> ProviderResponse:
         headers = self.headers()
         exchange = Exchange(method, url, headers, query, payload)
         self.exchanges.append(exchange)
-        response = await send(self.pool, method, url, params=query, json_body=payload, headers=headers)
+        response = await send(self.pool, method, url, params=query, json_body=payload, headers=headers, retriable=retriable)
         exchange.status = response.status
         exchange.response_headers = dict(response.headers)
         return response

@@ -1,4 +1,4 @@
-"""Sends one provider request with timeouts and bounded, GET-only retries.
+"""Sends one provider request with timeouts and bounded retries of reads only.
 
 Reads are retried at most twice, with backoff, on connection errors and 502/503/504; writes
 are never retried, because a write whose answer was lost may already have happened and a
@@ -20,7 +20,7 @@ from unicrm.engine.errors import ApiError
 from unicrm.outbound.pool import SessionPool
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-MAX_GET_RETRIES = 2
+MAX_READ_RETRIES = 2
 BACKOFF_S = (0.1, 0.4)
 _UNSET: Any = object()
 
@@ -91,14 +91,19 @@ async def send(
     params: Sequence[tuple[str, str]] | None = None,
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
+    retriable: bool | None = None,
 ) -> ProviderResponse:
-    """Send a request; raise `ApiError` 504 on timeout and 502 when the provider is unreachable."""
+    """Send a request; raise `ApiError` 504 on timeout and 502 when the provider is unreachable.
+
+    `retriable` says the request changes nothing (default: only a GET), so transient failures
+    are retried.
+    """
     session = pool.session_for(url)
     data = orjson.dumps(json_body) if json_body is not None else None
     send_headers = dict(headers or {})
     if data is not None:
         send_headers.setdefault("Content-Type", "application/json")
-    retries = MAX_GET_RETRIES if method == "GET" else 0
+    retries = MAX_READ_RETRIES if (method == "GET" if retriable is None else retriable) else 0
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
@@ -122,7 +127,7 @@ async def send(
             if last:
                 advice = (
                     "Nothing was retried because this is a write; check the provider before sending it again."
-                    if method != "GET"
+                    if retries == 0
                     else "Try again later."
                 )
                 raise ApiError(

@@ -306,7 +306,9 @@ class Endpoint:
     `record_path` finds the record in the answer (`kase`, `data`); `id_in_body` puts the id
     into the body instead of (or as well as) the path (`PUT /Projects` with `PROJECT_ID`).
     `returns` says what a write answers with: the whole record, only an id (at `id_path`),
-    or nothing; anything short of a record is read back with the `get` endpoint.
+    or nothing; anything short of a record is read back with the `get` endpoint. `safe` says
+    the call changes nothing and may be retried on a transient failure; by default only a GET
+    is (RPC APIs read with POST: they mark their reads `safe=True`).
     """
 
     method: str
@@ -318,6 +320,12 @@ class Endpoint:
     id_in_body: str | None = None
     returns: Literal["record", "id", "nothing"] = "record"
     id_path: str | None = None
+    safe: bool | None = None
+
+    @property
+    def retriable(self) -> bool:
+        """Whether a transient failure of this call may be retried (never for a write)."""
+        return self.method == "GET" if self.safe is None else self.safe
 
 
 # --------------------------------------------------------------------------- pagination

@@ -143,7 +143,8 @@ def action(name: str) -> Endpoint:
     return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="nothing")
 
 
-GET = Endpoint("POST", f"{API}.info", params_in="body", id_in_body="id", record_path="data")
+# Reads are POSTs too: `safe=True` lets them be retried on a transient failure like a GET.
+GET = Endpoint("POST", f"{API}.info", params_in="body", id_in_body="id", record_path="data", safe=True)
 
 
 # --------------------------------------------------------------------------- reads
@@ -413,6 +414,7 @@ PROVIDER = Provider(
             f"{API}.list",
             params_in="body",
             query={"includes": "custom_fields", "sort": [{"field": "project_key", "order": "asc"}]},
+            safe=True,
         ),
         "get": GET,
         "create": Endpoint("POST", f"{API}.create", params_in="body", returns="id", id_path="data.id"),
@@ -438,7 +440,9 @@ PROVIDER = Provider(
             write=write_status,
             conv=Enum({"open": "open", "closed": "closed"}),
             remote_fields=("status",),
-            note="open or closed, changed through projects.close / projects.reopen; deferred is refused",
+            note="accepts "
+            + ", ".join(STATUS_WRITE)
+            + " (projects.close / projects.reopen); Teamleader has only open and closed",
         ),
         Field("close_date", read="end_date", write="end_date", conv=DateOnly()),
         Field(
@@ -473,7 +477,7 @@ PROVIDER = Provider(
     lookups=(
         Lookup(
             "users",
-            Endpoint("POST", "/users.list", params_in="body", query={"page": {"size": 100, "number": 1}}),
+            Endpoint("POST", "/users.list", params_in="body", query={"page": {"size": 100, "number": 1}}, safe=True),
             records_path="data",
             key="id",
             value="",

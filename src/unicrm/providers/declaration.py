@@ -120,6 +120,12 @@ def to_iso_utc(text: str) -> str:
     n = len(text)
     if n == 20 and text[19] == "Z" and text[10] == "T":
         return text
+    if n == 19 and text[10] == " " and text[4] == "-" and text[13] == ":":
+        # `YYYY-MM-DD HH:MM:SS`, UTC by the provider's contract (Insightly's *_UTC fields)
+        return text[:10] + "T" + text[11:] + "Z"
+    if n == 24 and text[23] == "Z" and text[19] == "." and text[10] == "T":
+        # already `YYYY-MM-DDTHH:MM:SS.mmmZ`; iso_utc drops a zero sub-second part
+        return text[:19] + "Z" if text[20:23] == "000" else text
     if n == 32 and text[26:] == "+00:00" and text[19] == ".":
         # `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (Pipeliner's form)
         head = text[:10] + "T" + text[11:19]

@@ -105,10 +105,12 @@ _NUMERIC = IdString(numeric=True)
 
 # --------------------------------------------------------------------------- people
 def _person_name(person: Any) -> str | None:
-    if not isinstance(person, Mapping):
+    if person.__class__ is not dict:
         return None
-    full = " ".join(str(p) for p in (person.get("FIRST_NAME"), person.get("LAST_NAME")) if p)
-    return full or None
+    first, last = person.get("FIRST_NAME"), person.get("LAST_NAME")
+    if first and last:
+        return f"{first} {last}"
+    return str(first or last) if first or last else None
 
 
 def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -135,11 +137,17 @@ def read_stage(record: Mapping[str, Any], lookups: Lookups) -> Any:
 def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
     """Ids of the linked records of one kind, in link order, once each."""
     out: list[str] = []
-    for link in record.get("LINKS") or ():
-        if isinstance(link, dict) and link.get("LINK_OBJECT_NAME") == kind and link.get("LINK_OBJECT_ID") is not None:
-            ident = str(link["LINK_OBJECT_ID"])
-            if ident not in out:
-                out.append(ident)
+    links = record.get("LINKS")
+    if not links:
+        return out
+    for link in links:
+        # `.__class__ is dict`, not isinstance: this runs three times per record
+        if link.__class__ is dict and link.get("LINK_OBJECT_NAME") == kind:
+            ident = link.get("LINK_OBJECT_ID")
+            if ident is not None:
+                ident = str(ident)
+                if ident not in out:
+                    out.append(ident)
     return out
 
 

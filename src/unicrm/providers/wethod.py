@@ -74,10 +74,12 @@ def _ref_id(value: Any, what: str) -> int:
 
 
 def _person_name(person: Any) -> str | None:
-    if not isinstance(person, Mapping):
+    if person.__class__ is not dict:
         return None
-    full = " ".join(str(p) for p in (person.get("name"), person.get("surname")) if p)
-    return full or None
+    first, last = person.get("name"), person.get("surname")
+    if first and last:
+        return f"{first} {last}"
+    return str(first or last) if first or last else None
 
 
 def _ref(ident: Any, name: Any) -> dict[str, Any] | None:
@@ -175,13 +177,13 @@ def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
     definitions = lookups.get("metadata", {})
     out: dict[str, Any] = {}
     for key in record.keys() - _PROJECT_KEYS:
-        match = _METADATA.match(key)
-        if match is None:
+        # `metadata_<digits>` (checked without a regex: this runs for every record)
+        if not (key.startswith("metadata_") and key[9:].isdigit()):
             continue
-        value = record[key]
-        definition = definitions.get(match.group(1))
-        name = definition.get("key") if isinstance(definition, Mapping) else None
-        out[str(name or match.group(1))] = value
+        ident = key[9:]
+        definition = definitions.get(ident)
+        name = definition.get("key") if definition.__class__ is dict else None
+        out[str(name or ident)] = record[key]
     return out
 
 

@@ -11,7 +11,12 @@ Client: aiohttp, one keep-alive session per side with a pool as large as the con
 Prints requests/s, p50 and p99 latency, the unified/direct throughput ratio, the p50 added by
 the gateway, and the CPU time the server spends per unified request.
 
-Run: .venv/bin/python bench/gateway.py [--quick] [--providers capsule pipeliner] [--rounds N] [--seconds S]
+With `--floor`, a third side joins the same alternating rounds: the direct request sent through
+`bench/floor_proxy.py`, a bare pass-through proxy on the same stack (uvicorn in, one pooled
+aiohttp session out) that does nothing else. Its ratio against direct is the most any Python
+gateway built on these parts can reach on this machine.
+
+Run: .venv/bin/python bench/gateway.py [--quick] [--floor] [--providers capsule pipeliner] [--rounds N] [--seconds S]
 Target: unified throughput >= 0.7x direct at concurrency 32; <= 0.5 ms added to p50 at concurrency 1.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from _support import closing_all, cpu_seconds, machine, percentile, start_emulators, start_server  # noqa: E402
+from _support import (  # noqa: E402
+    closing_all,
+    cpu_seconds,
+    free_port,
+    machine,
+    percentile,
+    spawn,
+    start_emulators,
+    start_server,
+    stop,
+)
 from yarl import URL  # noqa: E402
 
 from unicrm.engine.pagination import paginator_for  # noqa: E402
@@ -149,6 +165,36 @@ async def check(
                     raise RuntimeError(f"{side} list page holds {count} records, not {LIST_SIZE}")
 
 
+def start_floor_proxy(upstream_origin: str) -> tuple[Any, str]:
+    """`bench/floor_proxy.py` forwarding to `upstream_origin`; returns (process, its origin)."""
+    port = free_port()
+    proc = spawn(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "floor_proxy.py"),
+            "--upstream",
+            upstream_origin,
+            "--port",
+            str(port),
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("floor proxy exited before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("floor proxy did not start listening")
+
+
+def via(origin: str, target: Target) -> Target:
+    """The same request sent to another origin (path, query and headers kept)."""
+    return Target(URL(origin + target.url.raw_path_qs, encoded=True), target.headers)
+
+
 async def first_id(session: aiohttp.ClientSession, unified: dict[str, Target]) -> str:
     async with session.get(unified["list"].url, headers=unified["list"].headers) as resp:
         data = orjson.loads(await resp.read())
@@ -167,6 +213,7 @@ async def bench(args: argparse.Namespace) -> int:
         accounts = {name: server.create_account(name, emulators.running[name]["context"]) for name in args.providers}
         print(f"server pid {server.proc.pid} on {server.base_url}, emulators pid {emulators.proc.pid}")
         results: list[tuple[str, str, int, Samples, Samples]] = []
+        floors: list[tuple[str, str, int, Samples, Samples]] = []
         for name in args.providers:
             context = emulators.running[name]["context"]
             if "base_url" not in context:
@@ -176,21 +223,30 @@ async def bench(args: argparse.Namespace) -> int:
                 unified = unified_targets(server.base_url, server.token, accounts[name], record_id)
                 direct = direct_targets(name, context, record_id)
                 await check(probe, direct, unified, all_providers()[name].list_path)
+            floor_proc = None
+            sides: tuple[str, ...] = ("direct", "unified")
+            pids = {"direct": emulators.proc.pid, "unified": server.proc.pid}
+            if args.floor:
+                floor_proc, floor_origin = start_floor_proxy(str(direct["get"].url.origin()))
+                floor = {op: via(floor_origin, direct[op]) for op in direct}
+                sides = ("direct", "unified", "floor")
+                pids["floor"] = floor_proc.pid
             for op in args.ops:
                 for concurrency in args.concurrency:
                     connector = {
                         side: aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=False)
-                        for side in ("direct", "unified")
+                        for side in sides
                     }
                     sessions = {side: aiohttp.ClientSession(connector=connector[side]) for side in connector}
                     try:
                         targets = {"direct": direct[op], "unified": unified[op]}
-                        pids = {"direct": emulators.proc.pid, "unified": server.proc.pid}
-                        for side in ("direct", "unified"):
+                        if args.floor:
+                            targets["floor"] = floor[op]
+                        for side in sides:
                             await run_round(sessions[side], targets[side], concurrency, warmup, 1_000_000)
-                        totals = {"direct": Samples(), "unified": Samples()}
+                        totals = {side: Samples() for side in sides}
                         for r in range(rounds):
-                            order = ("direct", "unified") if r % 2 == 0 else ("unified", "direct")
+                            order = sides if r % 2 == 0 else sides[::-1]
                             for side in order:
                                 before = cpu_seconds(pids[side])
                                 part = await run_round(sessions[side], targets[side], concurrency, seconds, args.max_requests)
@@ -200,13 +256,36 @@ async def bench(args: argparse.Namespace) -> int:
                             await session.close()
                     results.append((name, op, concurrency, totals["direct"], totals["unified"]))
                     d, u = totals["direct"], totals["unified"]
-                    print(
+                    line = (
                         f"  {name} {op} c{concurrency}: direct {d.rps:,.0f} req/s, unified {u.rps:,.0f} req/s "
-                        f"({u.rps / d.rps:.2f}×)",
-                        flush=True,
+                        f"({u.rps / d.rps:.2f}×)"
                     )
+                    if "floor" in totals:
+                        f = totals["floor"]
+                        floors.append((name, op, concurrency, d, f))
+                        line += f", floor proxy {f.rps:,.0f} req/s ({f.rps / d.rps:.2f}×)"
+                    print(line, flush=True)
+            if floor_proc is not None:
+                stop(floor_proc)
     report(results)
+    if floors:
+        report_floor(floors)
     return 0
+
+
+def report_floor(floors: list[tuple[str, str, int, Samples, Samples]]) -> None:
+    print()
+    print("floor: the direct request through bench/floor_proxy.py (uvicorn + one aiohttp session, no other work)")
+    header = f"{'provider':<10} {'call':<9} {'conc':>4} | {'floor rps':>10} {'p50 ms':>7} | {'floor/direct':>12} {'+p50 ms':>8} {'proxy CPU/req':>13}"
+    print(header)
+    print("-" * len(header))
+    for name, op, concurrency, d, f in floors:
+        call = "get" if op == "get" else f"list {LIST_SIZE}"
+        cpu_us = f.cpu_seconds / f.requests * 1e6 if f.requests else 0.0
+        print(
+            f"{name:<10} {call:<9} {concurrency:>4} | {f.rps:>10,.0f} {f.p(50):>7.2f} | {f.rps / d.rps:>12.2f} "
+            f"{f.p(50) - d.p(50):>8.2f} {cpu_us:>11,.0f}µs"
+        )
 
 
 def report(results: list[tuple[str, str, int, Samples, Samples]]) -> None:
@@ -261,6 +340,7 @@ def main() -> int:
     parser.add_argument("--ops", nargs="+", choices=["get", "list"], default=["get", "list"], help="which calls")
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 32], help="concurrency levels")
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap on requests per round")
+    parser.add_argument("--floor", action="store_true", help="also measure a bare pass-through proxy (bench/floor_proxy.py)")
     parser.add_argument("--dataset-size", type=int, default=1000, help="projects each emulator serves")
     args = parser.parse_args()
     return asyncio.run(bench(args))

@@ -72,3 +72,33 @@ def test_coverage_table_is_up_to_date() -> None:
         [*UNICRM, "coverage", "--check", "--output", str(root / "docs" / "coverage.md")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
+    """Every curl line the demo prints runs in bash and gets a 2xx answer (`curl -f` fails on >= 400)."""
+    from unicrm.emulators import EMULATORS
+
+    port = free_port()
+    env = {**os.environ, "UNICRM_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([*UNICRM, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while sum("-X POST" in line for line in lines) < len(EMULATORS):
+            line = proc.stdout.readline().decode()
+            assert line, "the demo stopped before printing its quickstart"
+            lines.append(line.rstrip("\n"))
+        commands = [line for line in lines if line.startswith(("export ", "curl ", "ID="))]
+        assert sum(line.startswith("curl ") for line in commands) >= 2 * len(EMULATORS)
+        # `echo` after each line: curl prints no newline after a JSON body
+        script = "set -e\n" + "\n".join(
+            line.replace("curl -s ", "curl -sS -f ", 1).replace("$(curl -s ", "$(curl -sS -f ", 1) + "\necho" for line in commands
+        )
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+        # the last lines are the creates: each printed a unified record with an id
+        created = [json.loads(out) for out in result.stdout.strip().splitlines()[-len(EMULATORS) :]]
+        assert all(record.get("id") for record in created), created
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

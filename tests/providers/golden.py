@@ -58,7 +58,7 @@ class FixtureCall:
         self.before = before
 
     async def call(self, endpoint: Endpoint, record_id: str | None = None, params: Any = None, body: Any = None) -> _Answer:
-        assert endpoint.method == "GET" and self.before is not None, "the hook would call the provider"
+        assert endpoint.retriable and self.before is not None, "the hook would call the provider"
         return _Answer(self.before)
 
 
@@ -81,5 +81,6 @@ def provider_body(
     if op == "create" or before is not None:
         call: Any = FixtureCall(provider, before)
         record_id = None if op == "create" else "fixture"
-        out = asyncio.run(provider.hooks.before_write(op, call, record_id, fields, out))
+        known = before if op == "update" and provider.hooks.needs_before_update else None
+        out = asyncio.run(provider.hooks.before_write(op, call, record_id, fields, out, known))
     return out

@@ -26,8 +26,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from bisect import bisect_right, insort
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from aiohttp import web
@@ -136,6 +138,8 @@ class TeamleaderEmulator(Emulator):
         #: projects touched by a write (or created), by id; generated ones are derived on the fly
         self.stored: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
+        #: keys of deleted generated projects (1..size), sorted, to find a page's first key
+        self.deleted_keys: list[int] = []
         self.next_key = self.size
         self.me = _uuid(1, 1)
         self.client = ("teamleader-client", "teamleader-secret")
@@ -190,7 +194,7 @@ class TeamleaderEmulator(Emulator):
         except (ValueError, IndexError):
             return None
 
-    def _find(self, project_id: Any) -> dict[str, Any]:
+    def _find(self, project_id: Any, for_write: bool = True) -> dict[str, Any]:
         if not isinstance(project_id, str) or not project_id:
             raise _bad("id is required")
         if project_id in self.deleted:
@@ -200,20 +204,35 @@ class TeamleaderEmulator(Emulator):
         key = self._key_of(project_id)
         if key is None or not 1 <= key <= self.size or _uuid(5, key) != project_id:
             raise TeamleaderError(404, f"Project {project_id} not found")
+        if not for_write:
+            return self._generated(key)
         # A write changes it: keep it from now on.
         self.stored[project_id] = self._generated(key)
         return self.stored[project_id]
 
-    def _all(self) -> Iterator[dict[str, Any]]:
-        """Every live project in project_key order."""
-        for key in range(1, self.size + 1):
+    def _all(self, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Every live project in project_key order, from the `start`-th (0-based) on.
+
+        Only the projects from `start` on are built, so page 50,000 of a million costs what
+        page 1 costs.
+        """
+        deleted = self.deleted_keys
+        # The least key k with k - #(deleted keys <= k) == start + 1 is the start-th live one.
+        first = start + 1
+        while (nxt := start + 1 + bisect_right(deleted, first)) != first:
+            first = nxt
+        for key in range(first, self.size + 1):
             pid = _uuid(5, key)
             if pid in self.deleted:
                 continue
             yield self.stored.get(pid) or self._generated(key)
-        for project in sorted((p for p in self.stored.values() if p["project_key"] > self.size), key=lambda p: p["project_key"]):
-            if project["id"] not in self.deleted:
-                yield project
+        skip = max(0, start - (self.size - len(deleted)))
+        created = sorted((p for p in self.stored.values() if p["project_key"] > self.size), key=lambda p: p["project_key"])
+        yield from [p for p in created if p["id"] not in self.deleted][skip:]
+
+    def _live_count(self) -> int:
+        created = sum(1 for p in self.stored.values() if p["project_key"] > self.size and p["id"] not in self.deleted)
+        return self.size - len(self.deleted_keys) + created
 
     # ------------------------------------------------------------------ wiring
     def context(self, base_url: str) -> dict[str, Any]:
@@ -400,12 +419,7 @@ class TeamleaderEmulator(Emulator):
         start = (number - 1) * size
         if not flt and first["field"] == "project_key" and not reverse:
             # The common paging case stays lazy, so a synthetic dataset of millions is cheap.
-            page: list[dict[str, Any]] = []
-            for index, project in enumerate(self._all()):
-                if index >= start + size:
-                    break
-                if index >= start:
-                    page.append(project)
+            page: list[dict[str, Any]] = list(islice(self._all(start), size))
             matches: int | None = None
         else:
             rows = [p for p in self._all() if self._matches(p, flt)]
@@ -420,12 +434,12 @@ class TeamleaderEmulator(Emulator):
             page, matches = rows[start : start + size], len(rows)
         answer: dict[str, Any] = {"data": [self._out(p, "custom_fields" in includes) for p in page]}
         if "pagination" in includes:
-            total = matches if matches is not None else sum(1 for _ in self._all())
+            total = matches if matches is not None else self._live_count()
             answer["meta"] = {"page": {"size": size, "number": number}, "matches": total}
         return json_response(answer)
 
     async def projects_info(self, body: dict[str, Any]) -> web.Response:
-        return json_response({"data": self._out(self._find(body.get("id")), True)})
+        return json_response({"data": self._out(self._find(body.get("id"), for_write=False), True)})
 
     def _check_money(self, key: str, value: Any) -> dict[str, Any] | None:
         if value is None:
@@ -597,6 +611,8 @@ class TeamleaderEmulator(Emulator):
         if body.get("delete_strategy") not in DELETING:
             raise _bad(f"delete_strategy is required: one of {', '.join(DELETING)}")
         self.deleted.add(project["id"])
+        if project["project_key"] <= self.size:
+            insort(self.deleted_keys, project["project_key"])
         self.stored.pop(project["id"], None)
         self.count("deletes:" + str(body["delete_strategy"]))
         return web.Response(status=204)

@@ -313,24 +313,31 @@ class Engine:
             assert record_id is not None
             before_resp = await call.call(provider.endpoints["get"], record_id)
             before = self._record(provider, provider.endpoints["get"], before_resp)
-        provider_body = await provider.hooks.before_write(op, call, record_id, fields, provider_body)
-        response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
+        provider_body = await provider.hooks.before_write(op, call, record_id, fields, provider_body, before)
         record: dict[str, Any] | None = None
-        if endpoint.returns == "record":
-            record = self._record(provider, endpoint, response)
-            new_id = _record_id(mapping, record, lookups)
-        elif endpoint.returns == "id":
-            new_id = str(get_path(_json(provider, response), endpoint.id_path))
-        else:
-            new_id = record_id
-        if not new_id or new_id == "None":
-            raise _unreadable(provider, response, "the id of the record")
+        response: ProviderResponse | None = None
+        new_id: str | None = record_id
+        # An update whose fields are all changed by the hooks' own calls (relations, status
+        # actions) leaves an empty body: sending it would only spend a provider request.
+        nothing_to_send = op == "update" and not provider_body and bool(fields)
+        if not nothing_to_send:
+            response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
+            if endpoint.returns == "record":
+                record = self._record(provider, endpoint, response)
+                new_id = _record_id(mapping, record, lookups)
+            elif endpoint.returns == "id":
+                new_id = str(get_path(_json(provider, response), endpoint.id_path))
+            if not new_id or new_id == "None":
+                raise _unreadable(provider, response, "the id of the record")
+        assert new_id is not None
         changed = await provider.hooks.after_write(op, call, new_id, fields, before)
         if record is None or changed:
             # The provider answered with less than the whole record: read it back.
             get_ep = provider.endpoints["get"]
             record = self._record(provider, get_ep, await call.call(get_ep, new_id))
-        headers = rate_limit_headers(provider, call.last_response or response)
+        last = call.last_response or response
+        assert last is not None
+        headers = rate_limit_headers(provider, last)
         if opts.format == "raw":
             return Result(status=201 if op == "create" else 200, body=record, headers=headers)
         return self._single(call, mapping, record, lookups, opts, 201 if op == "create" else 200, headers)

@@ -478,12 +478,20 @@ class Hooks:
         return False
 
     async def before_write(
-        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+        self,
+        op: Op,
+        call: ProviderCall,
+        record_id: str | None,
+        unified: Mapping[str, Any],
+        body: dict[str, Any],
+        before: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """Adjust the provider body just before a create/update is sent (not on dry runs).
 
         For what needs the provider's current state, e.g. a read-merge-write of an object the
-        provider replaces whole. May call the provider through `call`.
+        provider replaces whole. `before` is the record as read before an update when
+        `needs_before_update` is set (else None); the hook may call the provider through `call`.
+        An update whose body ends up empty is not sent: the hooks did all there was to do.
         """
         return body
 

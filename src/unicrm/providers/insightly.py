@@ -230,7 +230,13 @@ class InsightlyHooks(Hooks):
     """Builds `LINKS` from account, contact and opportunity (three unified fields, one list)."""
 
     async def before_write(
-        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+        self,
+        op: Op,
+        call: ProviderCall,
+        record_id: str | None,
+        unified: Mapping[str, Any],
+        body: dict[str, Any],
+        before: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         wanted = wanted_links(unified)
         if not wanted or "LINKS" in body:  # LINKS given in remote_data win, untouched

@@ -147,7 +147,13 @@ class StrawBlondHooks(Hooks):
     """StrawBlond replaces `custom_fields` whole on update: merge the keys sent over the current ones."""
 
     async def before_write(
-        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+        self,
+        op: Op,
+        call: ProviderCall,
+        record_id: str | None,
+        unified: Mapping[str, Any],
+        body: dict[str, Any],
+        before: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         sent = body.get("custom_fields")
         if op != "update" or record_id is None or "custom_fields" not in unified or not isinstance(sent, dict):

@@ -27,10 +27,10 @@ Decisions where the docs are silent:
 - `opportunity` is the project's deals (`deal_ids` on create, addDeal/removeDeal on update).
 - `amount`/`currency` read the money of the billing method (`fixed_price` for fixed price,
   `external_budget` for time and materials, else the computed `price`). Writing them sets
-  `fixed_price` (and `billing_method=fixed_price` on create unless remote_data says
-  otherwise); on update of a time-and-materials project it sets `external_budget` instead.
-  A non-billable project has no amount: that is a 400. A missing currency keeps the
-  project's (EUR on create).
+  the money of the billing method: the one `remote_data.billing_method` gives, else the
+  project's (`fixed_price` on create): `fixed_price`, or `external_budget` for time and
+  materials. A non-billable project has no amount: that is a 400. A missing currency keeps
+  the project's (EUR on create).
 - `close_date` is `end_date` (a date).
 - `custom_fields` are keyed by custom field definition id (`[{id, value}]` on write).
 - Delete sends `delete_strategy=unlink_tasks_and_time_trackings` (the least destructive);
@@ -291,13 +291,32 @@ def _invalid(name: str, message: str) -> ApiError:
     )
 
 
+#: where a project's amount lives, by billing method (a non-billable project has none)
+_MONEY_FIELD = {"fixed_price": "fixed_price", "time_and_materials": "external_budget"}
+
+
+def _place_money(body: dict[str, Any], method: Any, money: Mapping[str, Any]) -> None:
+    """Move the mapped `fixed_price` money to the field of `method`; a non-billable project is a 400."""
+    target = _MONEY_FIELD.get(str(method))
+    if target is None:
+        raise _invalid("amount", "a non-billable Teamleader project has no amount; set billing_method in remote_data")
+    body.pop("fixed_price", None)
+    body[target] = dict(money)
+
+
 class TeamleaderHooks(Hooks):
     """Relations and status through their own actions; money into the billing method's field."""
 
     needs_before_update = True
 
     async def before_write(
-        self, op: Op, call: ProviderCall, record_id: str | None, unified: Mapping[str, Any], body: dict[str, Any]
+        self,
+        op: Op,
+        call: ProviderCall,
+        record_id: str | None,
+        unified: Mapping[str, Any],
+        body: dict[str, Any],
+        before: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         if op == "create":
             if "account" in unified and "contact" in unified:
@@ -306,9 +325,12 @@ class TeamleaderHooks(Hooks):
                     *write_account(unified["account"], {})["customers"],
                     *write_contact(unified["contact"], {})["customers"],
                 ]
-            if isinstance(body.get("fixed_price"), dict):
-                body["fixed_price"].setdefault("currency", "EUR")
-                body.setdefault("billing_method", "fixed_price")
+            money = body.get("fixed_price")
+            if isinstance(money, dict) and ("amount" in unified or "currency" in unified):
+                money.setdefault("currency", "EUR")
+                # The amount lands in the money field of the billing method remote_data chose.
+                method = body.setdefault("billing_method", "fixed_price")
+                _place_money(body, method, money)
             return body
         # projects.update cannot change these: TeamleaderHooks.after_write diffs them.
         for name, key in (
@@ -321,20 +343,16 @@ class TeamleaderHooks(Hooks):
                 body.pop(key, None)
         money = body.get("fixed_price")
         if isinstance(money, dict) and record_id is not None and ("amount" in unified or "currency" in unified):
-            current = (await call.call(GET, record_id)).json().get("data") or {}
-            method = current.get("billing_method")
-            if method == "non_billable":
-                raise _invalid(
-                    "amount", "a non-billable Teamleader project has no amount; set billing_method in remote_data first"
-                )
-            target = "external_budget" if method == "time_and_materials" else "fixed_price"
-            found = current.get(target)
+            current = before if before is not None else (await call.call(GET, record_id)).json().get("data") or {}
+            # A billing method changed in the same request (remote_data) decides, else the project's.
+            changing = body.get("billing_method")
+            method = changing.get("value") if isinstance(changing, dict) else current.get("billing_method")
+            found = current.get(_MONEY_FIELD.get(str(method), "fixed_price"))
             existing: Mapping[str, Any] = found if isinstance(found, dict) else (_money(current) or {})
             merged = {"amount": existing.get("amount"), "currency": existing.get("currency") or "EUR", **money}
             if merged["amount"] is None:
                 raise _invalid("currency", "this project has no amount yet: send amount with the currency")
-            body.pop("fixed_price")
-            body[target] = merged
+            _place_money(body, method, merged)
         return body
 
     async def after_write(

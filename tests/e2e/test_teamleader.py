@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from tests.harness import Harness
+from unicrm.emulators.teamleader import CF_DEFINITION, CF_REGION
 
 P = "teamleader"
 API = "/projects-v2/projects"
@@ -151,6 +152,27 @@ async def test_relations_change_through_add_and_remove_actions(harness: Harness)
     # An owner cannot be cleared: a Teamleader project always has one.
     cleared = await harness.unified("PATCH", P, f"/{pid}", json={"owner": None})
     assert cleared.status == 400 and "owner" in cleared.json()["message"]
+
+
+async def test_custom_fields_update_changes_only_the_fields_sent(harness: Harness) -> None:
+    sector, region = CF_DEFINITION, CF_REGION
+    project = await create(harness, custom_fields={sector: "Retail", region: "North"})
+    assert project["custom_fields"] == {sector: "Retail", region: "North"}
+    before = len(await harness.provider_requests(P))
+    resp = await harness.unified("PATCH", P, f"/{project['id']}", json={"custom_fields": {region: "South"}})
+    assert resp.status == 200, resp.text
+    # Teamleader replaces collections whole unless told to merge: the update says partial.
+    assert writes(await new_requests(harness, before)) == [
+        (
+            "update",
+            {
+                "id": project["id"],
+                "custom_fields": [{"id": region, "value": "South"}],
+                "custom_fields_update_strategy": "partial",
+            },
+        )
+    ]
+    assert resp.json()["custom_fields"] == {sector: "Retail", region: "South"}
 
 
 async def test_status_goes_through_close_and_reopen(harness: Harness) -> None:

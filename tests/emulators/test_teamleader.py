@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from unicrm.emulators.base import RunningEmulator, start_emulators
-from unicrm.emulators.teamleader import SEEDED_PROJECTS, TeamleaderEmulator, build
+from unicrm.emulators.teamleader import CF_DEFINITION, CF_REGION, SEEDED_PROJECTS, TeamleaderEmulator, build
 
 ASC = [{"field": "project_key", "order": "asc"}]
 
@@ -197,6 +197,28 @@ async def test_update_refuses_relation_keys(running: RunningEmulator, http: aioh
     assert [o["id"] for o in info["data"]["owners"]] == [emu.me, user]
     status, error = await rpc(http, running, "projects-v2/projects.update", {"id": pid, "billing_method": "fixed_price"})
     assert status == 400 and "billing_method" in titles(error)  # on update it is {value, update_strategy}
+
+
+async def test_update_replaces_custom_fields_unless_partial(running: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    sector, region = CF_DEFINITION, CF_REGION
+    body = {"title": "Fields", "custom_fields": [{"id": sector, "value": "Retail"}, {"id": region, "value": "North"}]}
+    _, created = await rpc(http, running, "projects-v2/projects.create", body)
+    pid = created["data"]["id"]
+
+    async def values() -> dict[str, Any]:
+        _, info = await rpc(http, running, "projects-v2/projects.info", {"id": pid})
+        return {c["definition"]["id"]: c["value"] for c in info["data"]["custom_fields"]}
+
+    assert await values() == {sector: "Retail", region: "North"}
+    partial = {"id": pid, "custom_fields": [{"id": region, "value": "South"}], "custom_fields_update_strategy": "partial"}
+    assert (await rpc(http, running, "projects-v2/projects.update", partial))[0] == 204
+    assert await values() == {sector: "Retail", region: "South"}
+    # Without the strategy the collection is replaced whole, as every collection in an update.
+    whole = {"id": pid, "custom_fields": [{"id": region, "value": "East"}]}
+    assert (await rpc(http, running, "projects-v2/projects.update", whole))[0] == 204
+    assert await values() == {region: "East"}
+    status, error = await rpc(http, running, "projects-v2/projects.update", {**whole, "custom_fields_update_strategy": "merge"})
+    assert status == 400 and "custom_fields_update_strategy" in titles(error)
 
 
 async def test_close_needs_a_closing_strategy(running: RunningEmulator, http: aiohttp.ClientSession) -> None:

@@ -12,10 +12,14 @@ OAuth2 (`POST /oauth2/access_token`, form or JSON): access tokens live one hour 
 one is a 401), refresh tokens are single use (a used one is 400 `invalid_grant`); each refresh
 is counted in `/_emulator/stats` as `refreshes`.
 
+Collections sent to `projects.update` replace the old ones whole (Teamleader's general rule);
+`custom_fields` are merged by definition id only with `custom_fields_update_strategy: partial`.
+
 Assumptions where the docs are silent: the token's user (the first seeded user) is added as an
-owner after the `owner_ids` given on create; `projects.update` merges `custom_fields` by
-definition id and refuses the relation keys that have their own actions (`owner_ids`,
-`customers`, `deal_ids`) with a 400; a deleted project is 404 everywhere.
+owner after the `owner_ids` given on create; `projects.update` refuses the relation keys that
+have their own actions (`owner_ids`, `customers`, `deal_ids`) with a 400; a deleted project is
+404 everywhere; sorting on a documented field the emulator does not model (costs, margins)
+orders by project_key.
 
 With `dataset_size`, projects 1..N are generated on the fly from their project key (nothing
 is stored until a write touches them), so a benchmark can page through millions of records.
@@ -49,7 +53,11 @@ BILLING = ("time_and_materials", "fixed_price", "non_billable")
 CLOSING = ("mark_tasks_and_materials_as_done", "none")
 DELETING = ("unlink_tasks_and_time_trackings", "delete_tasks_and_time_trackings", "delete_tasks_unlink_time_trackings")
 STATUS_FILTERS = ("open", "planned", "running", "overdue", "over_budget", "closed")
-SORT_FIELDS = ("project_key", "title", "start_date", "end_date", "status", "price")
+SORT_FIELDS = (
+    *("amount_billed", "amount_paid", "amount_unbilled", "cost", "customer", "end_date", "external_budget_spent"),
+    *("external_budget", "internal_budget", "margin", "price", "project_key", "start_date", "status"),
+    *("time_budget", "time_estimated", "time_tracked", "title"),
+)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 USERS = (("Lien", "Peeters"), ("Jonas", "Maes"), ("Sofie", "Claes"), ("Wout", "Jacobs"), ("Emma", "Willems"))
 COMPANIES = (
@@ -86,6 +94,7 @@ COLORS = (
     "#1A1C20",
 )
 CF_DEFINITION = "e5f6a7b8-c9d0-4e1f-2a3b-4c5d6e7f8091"
+CF_REGION = "f6a7b8c9-d0e1-4f2a-3b4c-5d6e7f809102"
 TODAY = date(2025, 6, 1)
 
 
@@ -134,7 +143,10 @@ class TeamleaderEmulator(Emulator):
             _uuid(3, i + 1): {"id": _uuid(3, i + 1), "first_name": f, "last_name": last} for i, (f, last) in enumerate(CONTACTS)
         }
         self.deals = {_uuid(4, i + 1): {"id": _uuid(4, i + 1), "title": f"Deal {i + 1}"} for i in range(10)}
-        self.definitions = {CF_DEFINITION: {"id": CF_DEFINITION, "context": "project", "type": "single_line", "label": "Sector"}}
+        self.definitions = {
+            CF_DEFINITION: {"id": CF_DEFINITION, "context": "project", "type": "single_line", "label": "Sector"},
+            CF_REGION: {"id": CF_REGION, "context": "project", "type": "single_line", "label": "Region"},
+        }
         #: projects touched by a write (or created), by id; generated ones are derived on the fly
         self.stored: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
@@ -426,8 +438,8 @@ class TeamleaderEmulator(Emulator):
 
             def sort_key(p: dict[str, Any]) -> Any:
                 value = p.get(first["field"])
-                if isinstance(value, dict):
-                    value = value.get("amount")
+                if isinstance(value, dict):  # money {amount, currency} or duration {value, unit}
+                    value = value.get("amount", value.get("value"))
                 return (value is None, value if value is not None else "")
 
             rows.sort(key=sort_key, reverse=reverse)
@@ -504,8 +516,14 @@ class TeamleaderEmulator(Emulator):
                 raise _bad(f"color must be one of {', '.join(COLORS)}")
             project["color"] = body["color"]
         if "custom_fields" in body:
-            merged = {c["definition"]["id"]: c for c in project.get("custom_fields") or []}
-            for row in self._check_custom_fields(body["custom_fields"]):
+            # Collections in an update replace the old ones whole, unless the custom fields
+            # are sent with custom_fields_update_strategy=partial (then merged by definition).
+            strategy = body.get("custom_fields_update_strategy", "replace")
+            if strategy not in ("replace", "partial"):
+                raise _bad("custom_fields_update_strategy must be replace or partial")
+            rows = self._check_custom_fields(body["custom_fields"])
+            merged = {c["definition"]["id"]: c for c in project.get("custom_fields") or []} if strategy == "partial" else {}
+            for row in rows:
                 merged[row["definition"]["id"]] = row
             project["custom_fields"] = list(merged.values())
         if project.get("billing_method") == "fixed_price" and project.get("fixed_price"):

@@ -32,7 +32,9 @@ Decisions where the docs are silent:
   materials. A non-billable project has no amount: that is a 400. A missing currency keeps
   the project's (EUR on create).
 - `close_date` is `end_date` (a date).
-- `custom_fields` are keyed by custom field definition id (`[{id, value}]` on write).
+- `custom_fields` are keyed by custom field definition id (`[{id, value}]` on write); an
+  update sends `custom_fields_update_strategy=partial`, so only the fields sent change
+  (Teamleader replaces collections whole otherwise).
 - Delete sends `delete_strategy=unlink_tasks_and_time_trackings` (the least destructive);
   `remote_query[delete_strategy]=...` picks another.
 - List sorts by `project_key` ascending so page-number paging is stable while projects are
@@ -129,6 +131,7 @@ PROJECT_KEYS = frozenset(
         "deal_ids",
         "quotation_ids",
         "custom_fields",
+        "custom_fields_update_strategy",
         "color",
         "delete_strategy",
         "closing_strategy",
@@ -332,6 +335,9 @@ class TeamleaderHooks(Hooks):
                 method = body.setdefault("billing_method", "fixed_price")
                 _place_money(body, method, money)
             return body
+        if "custom_fields" in body:
+            # An update replaces collections whole; unified custom_fields change only the keys sent.
+            body.setdefault("custom_fields_update_strategy", "partial")
         # projects.update cannot change these: TeamleaderHooks.after_write diffs them.
         for name, key in (
             ("owner", "owner_ids"),

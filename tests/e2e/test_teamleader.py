@@ -23,7 +23,7 @@ from unicrm.emulators.teamleader import CF_DEFINITION, CF_REGION
 P = "teamleader"
 API = "/projects-v2/projects"
 #: reads unicrm makes around a write (lookups, read-back, the hooks' "before" read)
-READS = {f"{API}.info", f"{API}.list", "/users.list"}
+READS = {f"{API}.info", f"{API}.list", "/users.list", "/companies.list", "/contacts.list", "/deals.list"}
 
 
 async def new_requests(h: Harness, before: int) -> list[dict[str, Any]]:
@@ -81,9 +81,12 @@ async def test_create_is_one_call_read_back_with_info(harness: Harness) -> None:
     user = emu.users[owner]
     assert project["name"] == "Website relaunch" and project["status"] == "open"
     assert project["owner"] == {"id": owner, "name": f"{user['first_name']} {user['last_name']}"}
-    assert project["account"] == {"id": company, "name": None}  # ids only: names are not resolved
-    assert project["contact"] == [{"id": c1, "name": None}, {"id": c2, "name": None}]
-    assert project["opportunity"] == [{"id": d1, "name": None}, {"id": d2, "name": None}]
+    # Names come from companies.list, contacts.list and deals.list (cached per account).
+    assert project["account"] == {"id": company, "name": emu.companies[company]["name"]}
+    assert project["contact"] == [
+        {"id": c, "name": f"{emu.contacts[c]['first_name']} {emu.contacts[c]['last_name']}"} for c in (c1, c2)
+    ]
+    assert project["opportunity"] == [{"id": d, "name": emu.deals[d]["title"]} for d in (d1, d2)]
     assert (project["amount"], project["currency"]) == (18500, "EUR")
     remote = project["remote_data"]
     assert remote["billing_method"] == "fixed_price" and remote["project_key"] > 0
@@ -131,9 +134,9 @@ async def test_relations_change_through_add_and_remove_actions(harness: Harness)
     got = resp.json()
     assert got["name"] == "Renamed"
     assert got["owner"]["id"] == u3
-    assert got["account"] == {"id": co2, "name": None}
-    assert got["contact"] == [{"id": k2, "name": None}]
-    assert got["opportunity"] == [{"id": d2, "name": None}]
+    assert got["account"] == {"id": co2, "name": emu.companies[co2]["name"]}
+    assert got["contact"] == [{"id": k2, "name": f"{emu.contacts[k2]['first_name']} {emu.contacts[k2]['last_name']}"}]
+    assert got["opportunity"] == [{"id": d2, "name": emu.deals[d2]["title"]}]
     assert [o["id"] for o in got["remote_data"]["owners"]] == [u3]  # the only owner now
 
     # Only the account changes: the contacts stay, and so do the owner and deals.

@@ -21,9 +21,9 @@ Decisions where the docs are silent:
   that user the only owner (added first, then the others removed, so a project always has
   one); it cannot be cleared.
 - `account` is the first `company` customer, `contact` the `contact` customers; setting
-  either replaces the customers of that type (add/remove). Names of companies, contacts and
-  deals are not read: a project holds only their ids, and resolving them would cost a call
-  per record (ids are enough to address them; `remote_data` holds the rest).
+  either replaces the customers of that type (add/remove). A project holds only their ids:
+  names come from the first 100 users, companies, contacts and deals (`*.list`, cached per
+  account for 5 minutes); beyond those the name is null (a call per record would be needed).
 - `opportunity` is the project's deals (`deal_ids` on create, addDeal/removeDeal on update).
 - `amount`/`currency` read the money of the billing method (`fixed_price` for fixed price,
   `external_budget` for time and materials, else the computed `price`). Writing them sets
@@ -146,6 +146,11 @@ def action(name: str) -> Endpoint:
     return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="nothing")
 
 
+def _first_page(path: str) -> Endpoint:
+    """The first page (100, Teamleader's maximum) of a `<resource>.list` (reference data for names)."""
+    return Endpoint("POST", path, params_in="body", query={"page": {"size": 100, "number": 1}}, safe=True)
+
+
 # Reads are POSTs too: `safe=True` lets them be retried on a transient failure like a GET.
 GET = Endpoint("POST", f"{API}.info", params_in="body", id_in_body="id", record_path="data", safe=True)
 
@@ -186,27 +191,31 @@ def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return {"id": ident, "name": _user_name(lookups.get("users", {}).get(ident))}
 
 
-def _customers(record: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+def _customer_ids(record: Mapping[str, Any], kind: str) -> list[str]:
     customers = record.get("customers")
     if not isinstance(customers, list):
         return []
-    return [{"id": str(c["id"]), "name": None} for c in customers if isinstance(c, dict) and c.get("type") == kind]
+    return [str(c["id"]) for c in customers if c.__class__ is dict and c.get("type") == kind and c.get("id")]
 
 
 def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    companies = _customers(record, "company")
-    return companies[0] if companies else None
+    companies = _customer_ids(record, "company")
+    if not companies:
+        return None
+    return {"id": companies[0], "name": lookups.get("companies", {}).get(companies[0])}
 
 
 def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _customers(record, "contact")
+    people = lookups.get("contacts", {})
+    return [{"id": i, "name": _user_name(people.get(i))} for i in _customer_ids(record, "contact")]
 
 
 def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
     deals = record.get("deals")
     if not isinstance(deals, list):
         return []
-    return [{"id": str(d["id"]), "name": None} for d in deals if isinstance(d, dict) and d.get("id")]
+    titles = lookups.get("deals", {})
+    return [{"id": str(d["id"]), "name": titles.get(str(d["id"]))} for d in deals if d.__class__ is dict and d.get("id")]
 
 
 def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -499,13 +508,10 @@ PROVIDER = Provider(
         window_s=60,
     ),
     lookups=(
-        Lookup(
-            "users",
-            Endpoint("POST", "/users.list", params_in="body", query={"page": {"size": 100, "number": 1}}, safe=True),
-            records_path="data",
-            key="id",
-            value="",
-        ),
+        Lookup("users", _first_page("/users.list"), records_path="data", key="id", value=""),
+        Lookup("companies", _first_page("/companies.list"), records_path="data", key="id", value="name"),
+        Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value=""),
+        Lookup("deals", _first_page("/deals.list"), records_path="data", key="id", value="title"),
     ),
     truto_required_on_create=("name",),
     differences=(
@@ -521,7 +527,7 @@ PROVIDER = Provider(
     ),
     hooks=TeamleaderHooks(),
     notes=(
-        "Names of account, contacts and opportunities are not resolved (ids only); owner names come from users.list.",
+        "Names of owner, account, contacts and opportunities come from the first 100 of each *.list, cached 5 min.",
         "delete sends delete_strategy=unlink_tasks_and_time_trackings unless remote_query sets another.",
     ),
 )

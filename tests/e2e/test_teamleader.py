@@ -420,3 +420,18 @@ async def test_create_amount_on_a_time_and_materials_project(harness: Harness) -
     assert refused.status == 400, refused.text
     assert refused.json()["truto_error_insight"]["invalid_fields"][0]["field"] == "amount"
     assert writes(await new_requests(harness, before)) == []
+
+
+async def test_rate_limit_headers_are_normalized(harness: Harness) -> None:
+    """X-RateLimit-Reset is a timestamp (`2021-06-15T10:51:23.035+0100`); unicrm answers seconds."""
+    await harness.control(P, "faults", {"rate_limit": 200, "rate_window_s": 60})
+    try:
+        before = len(await harness.provider_requests(P))
+        resp = await harness.unified("GET", P, query="limit=1")
+        assert resp.status == 200, resp.text
+        assert resp.headers["ratelimit-limit"] == "200;w=60"
+        assert 0 <= int(resp.headers["ratelimit-remaining"]) <= 199
+        assert 0 <= int(resp.headers["ratelimit-reset"]) <= 60
+        assert any(r["path"] == f"{API}.list" for r in await new_requests(harness, before))
+    finally:
+        await harness.control(P, "faults", {"rate_limit": None})

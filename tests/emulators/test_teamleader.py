@@ -321,3 +321,12 @@ async def test_a_page_builds_only_its_own_projects() -> None:
     await emu.projects_delete({"id": first[0]["id"], "delete_strategy": "unlink_tasks_and_time_trackings"})
     again = await listed(emu, {"page": {"size": 20, "number": 1}, "sort": ASC})
     assert [p["project_key"] for p in again] == list(range(2, 22))
+
+
+def test_rate_limit_reset_is_a_documented_timestamp() -> None:
+    headers = build().rate_limit_headers(200, 150, 1_623_754_283.5)
+    assert headers == {
+        "X-RateLimit-Limit": "200",
+        "X-RateLimit-Remaining": "150",
+        "X-RateLimit-Reset": "2021-06-15T10:51:23.500+0000",
+    }

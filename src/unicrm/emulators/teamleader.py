@@ -280,7 +280,9 @@ class TeamleaderEmulator(Emulator):
         return json_response({"errors": [{"title": "Too Many Requests", "status": 429}]}, 429, headers)
 
     def rate_limit_headers(self, limit: int, remaining: int, reset_at: float) -> dict[str, str]:
-        reset = datetime.fromtimestamp(reset_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000+00:00"
+        # The documented form: `2021-06-15T10:51:23.035+0100` (milliseconds, basic offset).
+        moment = datetime.fromtimestamp(reset_at, UTC)
+        reset = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
         return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}
 
     def routes(self, router: web.UrlDispatcher) -> None:

@@ -295,12 +295,12 @@ class TeamleaderEmulator(Emulator):
             "/projects-v2/projects.close": self.projects_close,
             "/projects-v2/projects.reopen": self.projects_reopen,
             "/projects-v2/projects.delete": self.projects_delete,
-            "/projects-v2/projects.addOwner": self.add_owner,
-            "/projects-v2/projects.removeOwner": self.remove_owner,
-            "/projects-v2/projects.addCustomer": self.add_customer,
-            "/projects-v2/projects.removeCustomer": self.remove_customer,
-            "/projects-v2/projects.addDeal": self.add_deal,
-            "/projects-v2/projects.removeDeal": self.remove_deal,
+            "/projects-v2/projects.addOwner": self._relation("owners", self._owner_entry, add=True),
+            "/projects-v2/projects.removeOwner": self._relation("owners", self._owner_entry, add=False),
+            "/projects-v2/projects.addCustomer": self._relation("customers", self._customer_entry, add=True),
+            "/projects-v2/projects.removeCustomer": self._relation("customers", self._customer_entry, add=False),
+            "/projects-v2/projects.addDeal": self._relation("deals", self._deal_entry, add=True),
+            "/projects-v2/projects.removeDeal": self._relation("deals", self._deal_entry, add=False),
             "/users.list": self._lister(lambda: self.users),
             "/companies.list": self._lister(lambda: self.companies),
             "/contacts.list": self._lister(lambda: self.contacts),
@@ -637,38 +637,29 @@ class TeamleaderEmulator(Emulator):
         self.count("deletes:" + str(body["delete_strategy"]))
         return web.Response(status=204)
 
-    async def add_owner(self, body: dict[str, Any]) -> web.Response:
-        project, user = self._find(body.get("id")), self._check_user(body.get("user_id"))
-        if user not in [o["id"] for o in project["owners"]]:
-            project["owners"] = [*project["owners"], {"type": "user", "id": user}]
-        return web.Response(status=204)
+    def _relation(
+        self, collection: str, entry_of: Callable[[dict[str, Any]], dict[str, Any]], add: bool
+    ) -> Callable[[dict[str, Any]], Awaitable[web.Response]]:
+        """projects.add<X> / remove<X>: idempotent, 204; `entry_of` checks the reference."""
 
-    async def remove_owner(self, body: dict[str, Any]) -> web.Response:
-        project, user = self._find(body.get("id")), self._check_user(body.get("user_id"))
-        project["owners"] = [o for o in project["owners"] if o["id"] != user]
-        return web.Response(status=204)
+        async def run(body: dict[str, Any]) -> web.Response:
+            project, entry = self._find(body.get("id")), entry_of(body)
+            if not add:
+                project[collection] = [e for e in project[collection] if e != entry]
+            elif entry not in project[collection]:
+                project[collection] = [*project[collection], entry]
+            return web.Response(status=204)
 
-    async def add_customer(self, body: dict[str, Any]) -> web.Response:
-        project, customer = self._find(body.get("id")), self._check_customer(body.get("customer"))
-        if customer not in project["customers"]:
-            project["customers"] = [*project["customers"], customer]
-        return web.Response(status=204)
+        return run
 
-    async def remove_customer(self, body: dict[str, Any]) -> web.Response:
-        project, customer = self._find(body.get("id")), self._check_customer(body.get("customer"))
-        project["customers"] = [c for c in project["customers"] if c != customer]
-        return web.Response(status=204)
+    def _owner_entry(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "user", "id": self._check_user(body.get("user_id"))}
 
-    async def add_deal(self, body: dict[str, Any]) -> web.Response:
-        project, deal = self._find(body.get("id")), self._check_deal(body.get("deal_id"))
-        if deal not in [d["id"] for d in project["deals"]]:
-            project["deals"] = [*project["deals"], {"type": "deal", "id": deal}]
-        return web.Response(status=204)
+    def _customer_entry(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._check_customer(body.get("customer"))
 
-    async def remove_deal(self, body: dict[str, Any]) -> web.Response:
-        project, deal = self._find(body.get("id")), self._check_deal(body.get("deal_id"))
-        project["deals"] = [d for d in project["deals"] if d["id"] != deal]
-        return web.Response(status=204)
+    def _deal_entry(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "deal", "id": self._check_deal(body.get("deal_id"))}
 
 
 def build(seed: int = 1, dataset_size: int | None = None) -> TeamleaderEmulator:

@@ -31,6 +31,7 @@ from unicrm.providers.declaration import (
     Provider,
     RateLimitHeaders,
     Ref,
+    full_name,
     iso_utc,
 )
 
@@ -40,8 +41,7 @@ EMBED = {"embed": "tags,fields"}
 def _party_name(party: Mapping[str, Any]) -> str | None:
     if party.get("name"):
         return str(party["name"])
-    full = " ".join(str(p) for p in (party.get("firstName"), party.get("lastName")) if p)
-    return full or None
+    return full_name(party.get("firstName"), party.get("lastName"))
 
 
 def _party_of(kind: str, record: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -111,6 +111,13 @@ class DateOnly(Converter):
         return "date only: the time is dropped on write, reads give midnight UTC"
 
 
+def full_name(first: Any, last: Any) -> str | None:
+    """A person's display name from its parts: `first last`, either alone, or None."""
+    if first and last:
+        return f"{first} {last}"
+    return str(first or last) if first or last else None
+
+
 def to_iso_utc(text: str) -> str:
     """Any ISO 8601 / `YYYY-MM-DD HH:MM:SS[.ffffff][Z|+00:00]` text → the `iso_utc` form.
 

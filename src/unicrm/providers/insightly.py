@@ -66,6 +66,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    full_name,
 )
 
 if TYPE_CHECKING:
@@ -105,12 +106,7 @@ _NUMERIC = IdString(numeric=True)
 
 # --------------------------------------------------------------------------- people
 def _person_name(person: Any) -> str | None:
-    if person.__class__ is not dict:
-        return None
-    first, last = person.get("FIRST_NAME"), person.get("LAST_NAME")
-    if first and last:
-        return f"{first} {last}"
-    return str(first or last) if first or last else None
+    return full_name(person.get("FIRST_NAME"), person.get("LAST_NAME")) if person.__class__ is dict else None
 
 
 def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:

@@ -31,6 +31,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    full_name,
 )
 
 EXPAND = {"expand": "owner,account,contact_relations.contact"}
@@ -41,10 +42,7 @@ def _person_name(obj: Mapping[str, Any]) -> str | None:
     name = obj.get("formatted_name") or obj.get("name")
     if name:
         return str(name)
-    first, last = obj.get("first_name"), obj.get("last_name")
-    if first and last:
-        return f"{first} {last}"
-    return first or last or None
+    return full_name(obj.get("first_name"), obj.get("last_name"))
 
 
 def _ref(record: Mapping[str, Any], id_key: str, obj_key: str) -> Any:

@@ -67,6 +67,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    full_name,
 )
 
 if TYPE_CHECKING:
@@ -177,10 +178,7 @@ def read_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
 
 
 def _user_name(user: Any) -> str | None:
-    if not isinstance(user, Mapping):
-        return None
-    full = " ".join(str(p) for p in (user.get("first_name"), user.get("last_name")) if p)
-    return full or None
+    return full_name(user.get("first_name"), user.get("last_name")) if isinstance(user, Mapping) else None
 
 
 def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -358,7 +356,7 @@ class TeamleaderHooks(Hooks):
                 body.pop(key, None)
         money = body.get("fixed_price")
         if isinstance(money, dict) and record_id is not None and ("amount" in unified or "currency" in unified):
-            current = before if before is not None else (await call.call(GET, record_id)).json().get("data") or {}
+            current = before or {}  # read by the engine: needs_before_update
             # A billing method changed in the same request (remote_data) decides, else the project's.
             changing = body.get("billing_method")
             method = changing.get("value") if isinstance(changing, dict) else current.get("billing_method")

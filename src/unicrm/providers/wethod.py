@@ -53,6 +53,7 @@ from unicrm.providers.declaration import (
     Provider,
     RateLimitHeaders,
     Scale,
+    full_name,
     iso_utc,
 )
 
@@ -74,12 +75,7 @@ def _ref_id(value: Any, what: str) -> int:
 
 
 def _person_name(person: Any) -> str | None:
-    if person.__class__ is not dict:
-        return None
-    first, last = person.get("name"), person.get("surname")
-    if first and last:
-        return f"{first} {last}"
-    return str(first or last) if first or last else None
+    return full_name(person.get("name"), person.get("surname")) if person.__class__ is dict else None
 
 
 def _ref(ident: Any, name: Any) -> dict[str, Any] | None:

@@ -130,11 +130,11 @@ class CompiledMapping:
             fld = self.provider.field(name)
             if fld is None or not fld.writes_on(op):
                 raise MappingError(name, f"is not writable in {self.provider.label} on {op}")
-        # Declaration order, not body order: when two fields write the same provider key, the
-        # later declared one wins, whatever order the client sent them in.
-        for fld in self.provider.fields:
-            if fld.unified not in body:
-                continue
+        # Clears before sets, then declaration order (never body order): when several unified
+        # fields write one provider key (Capsule's `party` from account and contact), a null in
+        # one must not clear what another sets; two sets in one group are refused by
+        # validation (`Provider.exclusive`) or joined by the provider's hook.
+        for fld in sorted((f for f in self.provider.fields if f.unified in body), key=lambda f: not _blank(body[f.unified])):
             name, value = fld.unified, body[fld.unified]
             try:
                 if callable(fld.write):
@@ -148,6 +148,11 @@ class CompiledMapping:
             except (KeyError, TypeError, ValueError) as exc:
                 raise MappingError(name, f"cannot be converted ({exc})") from None
         return out
+
+
+def _blank(value: Any) -> bool:
+    """A value that clears a field rather than setting it."""
+    return value is None or value == [] or value == {} or value == ""
 
 
 def compile_mapping(provider: Provider) -> CompiledMapping:

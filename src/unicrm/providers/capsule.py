@@ -186,7 +186,8 @@ PROVIDER = Provider(
         ),
         Field("close_date", read="expectedCloseOn", write="expectedCloseOn", conv=DateOnly()),
         Field("owner", read="owner", write="owner", conv=Ref(numeric=True), remote_fields=("owner", "team")),
-        # contact before account: both write `party`, and a declared-later field wins.
+        # Both write `party`: a null in one never clears the other (the engine maps clears
+        # first); both set is refused (`exclusive`).
         Field("contact", read=read_contact, write=write_contact, remote_fields=("party",)),
         Field("account", read=read_account, write=write_account, remote_fields=("party",)),
         Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("opportunity",)),

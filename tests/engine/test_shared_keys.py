@@ -16,9 +16,7 @@ from unicrm.providers.declaration import Op
 
 #: Lookups a write may consult (Pipeliner's currencies, Capsule's field definitions).
 LOOKUPS: dict[str, Any] = {
-    "currency_ids": {"EUR": "c-eur", "USD": "c-usd"},
-    "currency_codes": {"c-eur": "EUR", "c-usd": "USD"},
-    "base_currency": {"base": "EUR"},
+    "currencies": {"c-eur": {"code": "EUR", "is_base": True}, "c-usd": {"code": "USD", "is_base": False}},
     "field_definitions": {"Budget": 1},
 }
 

@@ -53,9 +53,10 @@ class FixtureCall:
     """Stands in for ProviderCall in a hook: reads answer the fixture's `before` record, and
     nothing else is sent (a golden fixture makes no provider calls)."""
 
-    def __init__(self, provider: Provider, before: Any) -> None:
+    def __init__(self, provider: Provider, before: Any, lookups: Any = None) -> None:
         self.provider = provider
         self.before = before
+        self.lookups = lookups or {}
 
     async def call(self, endpoint: Endpoint, record_id: str | None = None, params: Any = None, body: Any = None) -> _Answer:
         assert endpoint.retriable and self.before is not None, "the hook would call the provider"
@@ -79,7 +80,7 @@ def provider_body(
         out = deep_merge(defaults, out)
     out = deep_merge(out, remote_data)
     if op == "create" or before is not None:
-        call: Any = FixtureCall(provider, before)
+        call: Any = FixtureCall(provider, before, lookups)
         record_id = None if op == "create" else "fixture"
         known = before if op == "update" and provider.hooks.needs_before_update else None
         out = asyncio.run(provider.hooks.before_write(op, call, record_id, fields, out, known))

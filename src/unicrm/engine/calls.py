@@ -86,6 +86,8 @@ class ProviderCall:
         # call per page through the same ProviderCall.
         self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
+        #: The account's lookups once the engine has read them (hooks convert with them).
+        self.lookups: Mapping[str, Mapping[str, Any]] = {}
         self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
         base = context.get("base_url") or provider.base_url.format_map(self._template_context())
         self.base_url = str(base).rstrip("/")

@@ -124,6 +124,7 @@ class Engine:
             table = {str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)}
             self._lookups[key] = (now + lookup.ttl_s, table)
             out[lookup.name] = table
+        call.lookups = out
         return out
 
     def forget_account(self, account_id: str) -> None:

@@ -475,6 +475,10 @@ class Hooks:
     #: Read the record before an update, so `after_write` can diff relations against it.
     needs_before_update: bool = False
 
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        """The provider calls the hooks make beyond the declared ones (checked against the spec)."""
+        return {}
+
     async def after_write(
         self, op: Op, call: ProviderCall, record_id: str, unified: Mapping[str, Any], before: Mapping[str, Any] | None
     ) -> bool:

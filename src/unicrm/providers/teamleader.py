@@ -25,7 +25,8 @@ Decisions where the docs are silent:
   names come from the first 100 users, companies, contacts and deals (`*.list`, cached per
   account for 5 minutes); beyond those the name is null (a call per record would be needed).
 - `opportunity` is the project's deals (`deal_ids` on create, addDeal/removeDeal on update).
-- `amount`/`currency` read the money of the billing method (`fixed_price` for fixed price,
+- `amount`/`currency` read the money of the billing method (any Teamleader currency is read;
+  only EUR is written: the Blueprint says "Currently only EUR is supported" for both fields) (`fixed_price` for fixed price,
   `external_budget` for time and materials, else the computed `price`). Writing them sets
   the money of the billing method: the one `remote_data.billing_method` gives, else the
   project's (`fixed_price` on create): `fixed_price`, or `external_budget` for time and
@@ -75,33 +76,6 @@ if TYPE_CHECKING:
 
 API = "/projects-v2/projects"
 DELETE_STRATEGY = "unlink_tasks_and_time_trackings"
-CURRENCIES = frozenset(
-    [
-        "BAM",
-        "CAD",
-        "CHF",
-        "CLP",
-        "CNY",
-        "COP",
-        "CZK",
-        "DKK",
-        "EUR",
-        "GBP",
-        "INR",
-        "ISK",
-        "JPY",
-        "MAD",
-        "MXN",
-        "NOK",
-        "PEN",
-        "PLN",
-        "RON",
-        "SEK",
-        "TRY",
-        "USD",
-        "ZAR",
-    ]
-)
 #: unified status → (Teamleader status, closing strategy when it closes)
 STATUS_WRITE: dict[str, tuple[str, str | None]] = {
     "open": ("open", None),
@@ -236,8 +210,9 @@ def write_currency(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     if value is None:
         return {}
     code = str(value).strip().upper()
-    if code not in CURRENCIES:
-        raise ConversionError(f"Teamleader accepts {', '.join(sorted(CURRENCIES))}; got {value!r}")
+    if code != "EUR":
+        # projects.create/update: fixed_price and external_budget "Currently only EUR is supported".
+        raise ConversionError(f"Teamleader projects take amounts in EUR only (fixed_price, external_budget); got {value!r}")
     return {"fixed_price": {"currency": code}}
 
 

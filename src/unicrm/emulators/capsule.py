@@ -5,8 +5,11 @@ Bearer auth with 401 + `WWW-Authenticate`; OAuth2 refresh at `POST /oauth/token`
 refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
 `embed=tags,fields`; `{"kase": ...}` envelopes; 201 + `Location` on create; partial `PUT`;
 204 on delete; 422 `{"message": "Validation Failed", "errors": [...]}`; 404
-`{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) and
-429 `{"error": "rate limit reached"}` without `Retry-After`.
+`{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) on every successful answer (4 000 requests an
+hour per user, counted but only enforced under a rate-limit fault) and 429
+`{"error": "rate limit reached"}` without `Retry-After`; `GET /users`, `GET /users/current`
+(the token's user), `GET /parties` (paged like projects) and `GET /parties/{id}`. Checked
+against the reference pages in tests/specs/capsule/.
 
 Assumptions where the docs are silent: access tokens issued here live one hour; the seeded
 account holds a personal access token plus an OAuth2 refresh token so both flows can be tested.
@@ -52,10 +55,27 @@ def _iso(moment: datetime) -> str:
 class CapsuleEmulator(Emulator):
     name = "capsule"
     base_path = BASE
+    documented_rate_limit = 4000  # per hour per user (handling-api-responses)
+    documented_window_s = 3600.0
+    rate_limit_headers_on = "success"
 
     def reset(self) -> None:
         rng = random.Random(self.seed)
-        self.users = {uid: {"id": uid, "username": u, "name": n} for uid, u, n in USERS}
+        self.users = {
+            uid: {
+                "id": uid,
+                "locale": "en_GB",
+                "currency": "EUR",
+                "status": "ACTIVE",
+                "party": {"id": 9000 + uid, "type": "person", "firstName": n.split()[0], "lastName": n.split()[-1]},
+                "username": u,
+                "timezone": "Europe/London",
+                "lastLoginAt": "2025-01-06T09:00:00Z",
+                "name": n,
+                "taskReminder": False,
+            }
+            for uid, u, n in USERS
+        }
         self.teams = {2: {"id": 2, "name": "Delivery"}}
         self.parties: dict[int, dict[str, Any]] = {}
         for i, org in enumerate(ORGS):
@@ -77,7 +97,7 @@ class CapsuleEmulator(Emulator):
         for i in range(40):
             created = base + timedelta(days=i * 3, minutes=i * 7)
             kid = self._new_id()
-            owner = self.users[USERS[i % len(USERS)][0]]
+            owner = self._user_ref(USERS[i % len(USERS)][0])
             kase: dict[str, Any] = {
                 "id": kid,
                 "party": self._party_ref(party_ids[i % len(party_ids)]),
@@ -101,6 +121,11 @@ class CapsuleEmulator(Emulator):
         self.token_expiry: dict[str, float] = {}
         self.refresh_tokens = {"capsule-refresh-1"}
         self.client = ("capsule-client", "capsule-secret")
+
+    def _user_ref(self, user_id: int) -> dict[str, Any]:
+        """A project's owner: the user's id, username and name (not the whole User)."""
+        user = self.users[user_id]
+        return {"id": user["id"], "username": user["username"], "name": user["name"]}
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -150,6 +175,8 @@ class CapsuleEmulator(Emulator):
         router.add_post(BASE + "/kases/{id}/parties/{party}", self.add_kase_party)
         router.add_delete(BASE + "/kases/{id}/parties/{party}", self.remove_kase_party)
         router.add_get(BASE + "/users", self.list_users)
+        router.add_get(BASE + "/users/current", self.current_user)
+        router.add_get(BASE + "/parties", self.list_parties)
         router.add_get(BASE + "/parties/{id}", self.get_party)
 
     def _authorised(self, request: web.Request) -> web.Response | None:
@@ -213,7 +240,7 @@ class CapsuleEmulator(Emulator):
         return {
             "id": 1_000_000 + index,
             "party": self._party_ref(77000 + index % len(ORGS)),
-            "owner": dict(self.users[318]),
+            "owner": self._user_ref(318),
             "team": None,
             "status": "OPEN",
             "opportunity": None,
@@ -300,6 +327,29 @@ class CapsuleEmulator(Emulator):
             return denied
         return json_response({"users": list(self.users.values())})
 
+    async def current_user(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        return json_response({"user": self.users[USERS[0][0]]})  # the token's user: the first seeded one
+
+    async def list_parties(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        try:
+            page = int(request.query.get("page", "1"))
+            per_page = int(request.query.get("perPage", "50"))
+        except ValueError:
+            return json_response({"message": "page and perPage must be numbers"}, 400)
+        if page < 1 or not 1 <= per_page <= 100:
+            return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        rows = sorted(self.parties.values(), key=lambda p: p["id"])
+        start = (page - 1) * per_page
+        headers = {}
+        if start + per_page < len(rows):
+            query = urlencode({**request.query, "page": page + 1})
+            headers["Link"] = f'<{request.scheme}://{request.host}{request.path}?{query}>; rel="next"'
+        return json_response({"parties": rows[start : start + per_page]}, headers=headers)
+
     async def get_party(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:
             return denied
@@ -351,7 +401,7 @@ class CapsuleEmulator(Emulator):
                     if ident not in table:
                         err(key, f"{key} not found")
                     else:
-                        kase[key] = dict(table[ident])
+                        kase[key] = self._user_ref(ident) if key == "owner" else dict(table[ident])
                 # a PUT that names only one of owner/team clears the other (Capsule does this)
                 other = "team" if key == "owner" else "owner"
                 if current is not None and other not in body:

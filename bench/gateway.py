@@ -222,7 +222,7 @@ async def bench(args: argparse.Namespace) -> int:
                 record_id = await first_id(probe, unified_targets(server.base_url, server.token, accounts[name], "0"))
                 unified = unified_targets(server.base_url, server.token, accounts[name], record_id)
                 direct = direct_targets(name, context, record_id)
-                await check(probe, direct, unified, all_providers()[name].list_path)
+                await check(probe, direct, unified, all_providers()[name].records_path)
             floor_proc = None
             sides: tuple[str, ...] = ("direct", "unified")
             pids = {"direct": emulators.proc.pid, "unified": server.proc.pid}

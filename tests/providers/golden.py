@@ -30,8 +30,8 @@ def map_record(mapping: CompiledMapping, record: dict[str, Any], lookups: dict[s
 
 
 def list_records(mapping: CompiledMapping, response: Any, lookups: dict[str, Any]) -> list[dict[str, Any]]:
-    records = get_path(response, mapping.provider.list_path)
-    assert isinstance(records, list), "list answer has no records at list_path"
+    records = get_path(response, mapping.provider.records_path)
+    assert isinstance(records, list), "list answer has no records at records_path"
     return [map_record(mapping, r, lookups) for r in records]
 
 

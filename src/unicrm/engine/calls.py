@@ -306,9 +306,9 @@ class ProviderCall:
         return value
 
     def _redacted(self, exchange: Exchange) -> Exchange:
-        headers = {
-            k: (REDACTED if k.lower() in {"authorization", "cookie"} else self.redact(v)) for k, v in exchange.headers.items()
-        }
+        # A custom auth header (Auth(scheme="header")) is a credential like Authorization.
+        secret = {"authorization", "cookie", (self.provider.auth.header_name or "authorization").lower()}
+        headers = {k: (REDACTED if k.lower() in secret else self.redact(v)) for k, v in exchange.headers.items()}
         return Exchange(
             exchange.method,
             self.redact(exchange.url),

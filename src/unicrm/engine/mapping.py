@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unicrm.model import FIELDS_BY_NAME
-from unicrm.providers.declaration import ConversionError, Field, Lookups, Op, Provider
+from unicrm.providers.declaration import SKIP, ConversionError, Field, Lookups, Op, Provider
 
 ToUnified = Callable[[Mapping[str, Any], Lookups], dict[str, Any]]
 
@@ -136,13 +136,16 @@ class CompiledMapping:
         # validation (`Provider.exclusive`) or joined by the provider's hook.
         for fld in sorted((f for f in self.provider.fields if f.unified in body), key=lambda f: not _blank(body[f.unified])):
             name, value = fld.unified, body[fld.unified]
+            if value is None and fld.not_clearable:
+                raise MappingError(name, f"cannot be cleared: {fld.not_clearable}")
             try:
                 if callable(fld.write):
                     deep_merge(out, fld.write(value, lookups))
                 else:
                     assert fld.write is not None
                     converted = value if value is None or fld.conv is None else fld.conv.write(value, lookups)
-                    set_path(out, fld.write, converted)
+                    if converted is not SKIP:  # the converter writes nothing for this value
+                        set_path(out, fld.write, converted)
             except ConversionError as exc:
                 raise MappingError(name, str(exc)) from None
             except (KeyError, TypeError, ValueError) as exc:

@@ -162,7 +162,7 @@ class Engine:
         async def fetch(page_state: dict[str, Any]) -> _Page:
             response = await call.call(endpoint, params=params_for(page_state))
             body = _json(provider, response)
-            records = get_path(body, provider.list_path)
+            records = get_path(body, provider.records_path)
             if not isinstance(records, list):
                 raise _unreadable(provider, response, "a list of records")
             nxt = paginator.next(page_state, size, response, records)

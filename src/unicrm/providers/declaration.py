@@ -269,6 +269,233 @@ class Ref(Converter):
         return self.write_as(ident) if self.write_as else {self.id_key: ident}
 
 
+#: What a converter's `write` returns to write nothing at all (not even a null).
+SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
+
+
+def display_name(obj: Any, name: str | Callable[[Mapping[str, Any]], Any] | None) -> Any:
+    """A related record's display name: a key of it, a function of it, or first + last name."""
+    if not isinstance(obj, dict):
+        return obj if isinstance(obj, str) else None
+    if callable(name):
+        return name(obj)
+    if name:
+        return obj.get(name)
+    return obj.get("name") or full_name(
+        obj.get("first_name", obj.get("firstName", obj.get("FIRST_NAME"))),
+        obj.get("last_name", obj.get("lastName", obj.get("LAST_NAME"))),
+    )
+
+
+class EpochTime(Converter):
+    """Unix timestamps (seconds, or milliseconds with `ms=True`) ⇄ ISO 8601 `Z`."""
+
+    def __init__(self, ms: bool = False) -> None:
+        self.scale = 1000 if ms else 1
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        try:
+            return iso_utc(datetime.fromtimestamp(float(value) / self.scale, UTC))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        seconds = parse_iso_datetime(str(value)).timestamp()
+        return round(seconds * self.scale)
+
+    def describe(self) -> str:
+        return "Unix time in " + ("milliseconds" if self.scale == 1000 else "seconds")
+
+
+class LookupRef(Converter):
+    """A bare provider id ⇄ unified `{id, name}`, the name from a lookup (`lookup` table).
+
+    The lookup maps id → a name string or the whole related record (then `name` says how to
+    name it: a key, a function, or first + last name by default). `many=True` reads a list
+    of ids (or of objects holding the id at `id_key`) into a list of refs and writes ids back.
+    """
+
+    def __init__(
+        self,
+        lookup: str | None,
+        name: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        numeric: bool = False,
+        many: bool = False,
+        id_key: str = "id",
+    ) -> None:
+        self.lookup, self.name, self.many, self.id_key = lookup, name, many, id_key
+        self._id = IdString(numeric)
+
+    def _ref(self, ident: Any, lookups: Lookups) -> dict[str, Any] | None:
+        if isinstance(ident, dict):
+            ident = ident.get(self.id_key)
+        if ident is None or ident == "":
+            return None
+        key = str(ident)
+        found = lookups.get(self.lookup, {}).get(key) if self.lookup else None
+        return {"id": key, "name": display_name(found, self.name)}
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        if self.many:
+            refs = [self._ref(v, lookups) for v in value] if isinstance(value, list) else []
+            return [r for r in refs if r is not None]
+        return self._ref(value, lookups)
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if self.many:
+            return [self._id.write(v["id"], lookups) for v in value or []]
+        return self._id.write(value["id"], lookups)
+
+
+class TypedRef(Converter):
+    """One provider slot holding a record of one of several types (a party that is an
+    organisation or a person) read by several unified fields, each for its `kind`.
+
+    `type_key` names the type in the nested object (`kind=None`: any type, for a single
+    nested record read as a unified list); `many=True` reads the slot as a one-item list (a
+    unified list that the provider holds one of) and writes at most one; an empty list writes
+    nothing (`SKIP`), so another field of the group may set the slot, or clears the slot
+    with `empty_clears=True`.
+    """
+
+    def __init__(
+        self,
+        kind: str | None,
+        type_key: str = "type",
+        name: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        numeric: bool = False,
+        many: bool = False,
+        too_many: str = "the provider holds one",
+        empty_clears: bool = False,
+    ) -> None:
+        self.kind, self.type_key, self.name, self.many, self.too_many = kind, type_key, name, many, too_many
+        self.empty_clears = empty_clears
+        self._id = IdString(numeric)
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        ref = None
+        if (
+            isinstance(value, dict)
+            and (self.kind is None or value.get(self.type_key) == self.kind)
+            and value.get("id") is not None
+        ):
+            ref = {"id": str(value["id"]), "name": display_name(value, self.name)}
+        return ([ref] if ref else []) if self.many else ref
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if self.many:
+            if not value:
+                return None if self.empty_clears else SKIP
+            if len(value) > 1:
+                raise ConversionError(self.too_many)
+            value = value[0]
+        return {"id": self._id.write(value["id"], lookups)}
+
+
+class TagNames(Converter):
+    """Tags a provider keeps by name ⇄ unified `[{id, name}]` (the id is the name, or the
+    provider's tag id when it has one). Items are strings, or objects with the name at `key`
+    (and the id at `id_key`); writes send names (or `{id_key: id}` when only an id is given
+    and the provider has ids)."""
+
+    def __init__(self, key: str | None = None, id_key: str | None = None, numeric_id: bool = False) -> None:
+        self.key, self.id_key = key, id_key
+        self._id = IdString(numeric_id)
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        out: list[dict[str, Any]] = []
+        for tag in value if isinstance(value, list) else []:
+            if isinstance(tag, str):
+                out.append({"id": tag, "name": tag})
+            elif isinstance(tag, dict) and self.key:
+                name = tag.get(self.key)
+                ident = tag.get(self.id_key) if self.id_key else name
+                if ident is not None:
+                    out.append({"id": str(ident), "name": name})
+        return out
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        out: list[Any] = []
+        for tag in value or []:
+            name = tag.get("name") or (None if self.id_key else tag.get("id"))
+            if name:
+                item = {self.key: str(name).strip()} if self.key else str(name).strip()
+                if item not in out:  # a tag sent twice is attached once
+                    out.append(item)
+            elif self.id_key:
+                out.append({self.id_key: self._id.write(tag["id"], lookups)})
+        return out
+
+
+class CustomFieldList(Converter):
+    """Custom fields a provider keeps as a list of `{<definition id>, <value>}` items ⇄ the
+    unified object `{name or id: value}`.
+
+    `id_path` finds the definition id in an item (`definition.id`), `value_key` its value; the
+    name shown is the one at `name_path` in the item, else from the `lookup` (name → id table,
+    read backwards), else the id. Writes accept names (through the lookup) or ids and build
+    items with `write_id_path` (default `id_path`); unknown names are a 400 naming the known ones.
+    """
+
+    def __init__(
+        self,
+        id_path: str,
+        value_key: str = "value",
+        name_path: str | None = None,
+        lookup: str | None = None,
+        write_id_path: str | None = None,
+        numeric: bool = False,
+        by_name: bool = True,
+    ) -> None:
+        self.id_path, self.value_key, self.name_path, self.lookup = id_path, value_key, name_path, lookup
+        self.write_id_path = write_id_path or id_path
+        self.by_name = by_name
+        self._id = IdString(numeric)
+
+    @staticmethod
+    def _get(item: Any, path: str) -> Any:
+        for part in path.split("."):
+            item = item.get(part) if isinstance(item, dict) else None
+        return item
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        if not isinstance(value, list):
+            return None
+        names = {str(v): k for k, v in lookups.get(self.lookup, {}).items()} if self.lookup and self.by_name else {}
+        out: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            ident = self._get(item, self.id_path)
+            shown = self._get(item, self.name_path) if self.name_path and self.by_name else None
+            out[str(shown or names.get(str(ident)) or ident)] = item.get(self.value_key)
+        return out
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if value is None:
+            raise ConversionError('cannot be cleared as a whole: send {"<field>": null} for each field to clear')
+        ids = lookups.get(self.lookup, {}) if self.lookup else {}
+        known = {str(v) for v in ids.values()}
+        out = []
+        for key, field_value in value.items():
+            key = str(key)
+            if key in ids:
+                ident: Any = ids[key]
+            elif key in known or not self.lookup or key.isdigit():
+                ident = key
+            else:
+                raise ConversionError(f"{key!r} is not a custom field here; known fields: {', '.join(sorted(ids)) or 'none'}")
+            item: dict[str, Any] = {}
+            node = item
+            parts = self.write_id_path.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = self._id.write(ident, lookups)
+            item[self.value_key] = field_value
+            out.append(item)
+        return out
+
+
 # --------------------------------------------------------------------------- fields
 ReadFn = Callable[[Mapping[str, Any], Lookups], Any]
 WriteFn = Callable[[Any, Lookups], Mapping[str, Any]]
@@ -284,7 +511,7 @@ class Field:
     when `read`/`write` are paths. `required` names the operations that need the field.
     `remote_fields` are the provider keys a write touches (derived from a `write` path), used to
     name provider field errors back in unified terms; a key ending in `*` is a prefix
-    (`metadata_*`).
+    (`metadata_*`). `not_clearable` is why a null is refused for this field (a 400 naming it).
     """
 
     unified: str
@@ -295,6 +522,7 @@ class Field:
     write_ops: tuple[Op, ...] = WRITE_OPS
     remote_fields: tuple[str, ...] = ()
     note: str = ""
+    not_clearable: str = ""
 
     def writes_on(self, op: Op) -> bool:
         return self.write is not None and op in self.write_ops
@@ -319,7 +547,10 @@ class Endpoint:
     `record_path` finds the record in the answer (`kase`, `data`); `id_in_body` puts the id
     into the body instead of (or as well as) the path (`PUT /Projects` with `PROJECT_ID`).
     `returns` says what a write answers with: the whole record, only an id (at `id_path`),
-    or nothing; anything short of a record is read back with the `get` endpoint. `safe` says
+    or `no_record` (an empty body or a status document; `nothing` is its old name); anything
+    short of a record is read back with the `get` endpoint. `records_path` finds a list
+    endpoint's records (`kases`, `data`; unset: the answer is the list itself); it replaces
+    `Provider.list_path`, which still works. `safe` says
     the call changes nothing and may be retried on a transient failure; by default only a GET
     is (RPC APIs read with POST: they mark their reads `safe=True`).
     """
@@ -331,9 +562,10 @@ class Endpoint:
     wrap: str | None = None
     record_path: str | None = None
     id_in_body: str | None = None
-    returns: Literal["record", "id", "nothing"] = "record"
+    returns: Literal["record", "id", "no_record", "nothing"] = "record"
     id_path: str | None = None
     safe: bool | None = None
+    records_path: str | None = None
 
     @property
     def retriable(self) -> bool:
@@ -383,15 +615,19 @@ class Auth:
 
     Schemes: `bearer` (token from `token_key`), `basic` (`username_key`, `password_key`;
     a missing password key means an empty password), `oauth2` (bearer access token that is
-    refreshed at `token_url` with the refresh token, rotating it when the provider does).
+    refreshed at `token_url` with the refresh token, rotating it when the provider does),
+    `header` (the token from `token_key` in the header `header_name`, with `header_prefix`
+    before it; no `Authorization` header).
     """
 
-    scheme: Literal["bearer", "basic", "oauth2"]
+    scheme: Literal["bearer", "basic", "oauth2", "header"]
     token_key: str = "access_token"
     username_key: str | None = None
     password_key: str | None = None
     token_url: str | None = None
     refresh_margin_s: int = 120
+    header_name: str | None = None
+    header_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -439,20 +675,38 @@ class NativeFilter:
     build: Callable[[str, datetime], Mapping[str, Any]]
 
 
+#: `Lookup(value=WHOLE_RECORD)`: the lookup keeps each related record whole.
+WHOLE_RECORD: None = None
+
+
 @dataclass(frozen=True)
 class Lookup:
     """Reference data read once per account and cached (currencies, custom-field definitions).
 
-    The result is `{key: value}` built from the records at `records_path`; converters and
-    hooks see every lookup of the provider in their `lookups` argument.
+    The result is `{key: value}` built from the records at `records_path`, where `value` is a
+    key of each record, or `WHOLE_RECORD` (None; the old spelling `""` still works) for the
+    record itself; converters and hooks see every lookup of the provider in `lookups`.
     """
 
     name: str
     endpoint: Endpoint
     records_path: str | None
     key: str
-    value: str
+    value: str | None = None
     ttl_s: int = 300
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """The provider's published specification this declaration is held to.
+
+    The spec itself lives in tests/specs/<provider>/ (the conformance tests read it; the
+    runtime does not); this says which one it is, for the coverage table.
+    """
+
+    kind: str
+    source: str
+    official: str
 
 
 @dataclass(frozen=True)
@@ -547,9 +801,15 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+    spec: ApiSpec | None = None
 
     def field(self, unified: str) -> Field | None:
         for f in self.fields:
             if f.unified == unified:
                 return f
         return None
+
+    @property
+    def records_path(self) -> str | None:
+        """Where the list endpoint's answer keeps its records."""
+        return self.endpoints["list"].records_path or self.list_path if "list" in self.endpoints else self.list_path

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -243,6 +244,11 @@ PROVIDER = Provider(
     name="pipeliner",
     label="Pipeliner CRM",
     docs_url="https://developers.pipelinersales.com/api-docs/",
+    spec=ApiSpec(
+        "OpenAPI 3 (Project, Currency APIs), subset",
+        "https://github.com/api-evangelist/pipeliner/blob/main/openapi/pipeliner-project-api-openapi.yml",
+        "the provider's own OpenAPI document, via a public mirror",
+    ),
     base_url="https://{region}.api.pipelinersales.com/api/v100/rest/spaces/{space_id}",
     context=(
         ContextField("username", "API application user name (Administration → Applications)", secret=True),

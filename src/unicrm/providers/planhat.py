@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -157,6 +158,11 @@ PROVIDER = Provider(
     name="planhat",
     label="Planhat",
     docs_url="https://www.planhat.com/developers/api/project",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages",
+        "https://www.planhat.com/developers/api/project",
+        "the provider's reference pages",
+    ),
     base_url="https://api.planhat.com",
     context=(
         ContextField("api_token", "API access token of a Planhat service account (Settings → Service Accounts)", secret=True),
@@ -231,5 +237,9 @@ PROVIDER = Provider(
         "Custom-field names are checked against GET /customfields (project fields), cached per account.",
         "No native updated-since filter: updated_at/created_at filters are applied by unicrm to each page.",
         'Delete is a hard delete; the response is {"id": ...}.',
+        "Unverified: createdAt/updatedAt are not in Planhat's project property table "
+        "(https://www.planhat.com/developers/api/project); they are read because Planhat documents them on its other "
+        "models and Truto maps them for projects, and are asked for in select. If an account's projects lack them, "
+        "created_at/updated_at read null and a date filter keeps none of those rows.",
     ),
 )

@@ -50,9 +50,11 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
+    CustomFieldList,
     DateOnly,
     Difference,
     Endpoint,
@@ -63,6 +65,7 @@ from unicrm.providers.declaration import (
     Hooks,
     IdString,
     Lookup,
+    LookupRef,
     Lookups,
     Op,
     Pagination,
@@ -182,25 +185,6 @@ def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return [{"id": i, "name": _user_name(people.get(i))} for i in _customer_ids(record, "contact")]
 
 
-def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    deals = record.get("deals")
-    if not isinstance(deals, list):
-        return []
-    titles = lookups.get("deals", {})
-    return [{"id": str(d["id"]), "name": titles.get(str(d["id"]))} for d in deals if d.__class__ is dict and d.get("id")]
-
-
-def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    fields = record.get("custom_fields")
-    if not isinstance(fields, list):
-        return None
-    out: dict[str, Any] = {}
-    for item in fields:
-        if isinstance(item, dict) and isinstance(item.get("definition"), dict):
-            out[str(item["definition"].get("id"))] = item.get("value")
-    return out
-
-
 # --------------------------------------------------------------------------- writes
 def write_amount(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"fixed_price": None} if value is None else {"fixed_price": {"amount": value}}
@@ -235,16 +219,6 @@ def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 
 def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"customers": [{"type": "contact", "id": str(c["id"])} for c in value or []]}
-
-
-def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"deal_ids": [str(d["id"]) for d in value or []]}
-
-
-def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError('cannot be cleared as a whole: send {"<definition id>": null} per field')
-    return {"custom_fields": [{"id": str(k), "value": v} for k, v in value.items()]}
 
 
 # --------------------------------------------------------------------------- errors
@@ -402,6 +376,11 @@ PROVIDER = Provider(
     name="teamleader",
     label="Teamleader Focus",
     docs_url="https://developer.focus.teamleader.eu/docs/api/projects",
+    spec=ApiSpec(
+        "API Blueprint (projects-v2, users, companies, contacts, deals), subset",
+        "https://github.com/teamleadercrm/api/blob/master/src/12-nextgen-projects/projects.apib",
+        "the provider's own API Blueprint",
+    ),
     base_url="https://api.focus.teamleader.eu",
     context=(
         ContextField("access_token", "OAuth2 access token (lives one hour)", secret=True),
@@ -469,8 +448,14 @@ PROVIDER = Provider(
         # contact before account: both write `customers` (the create hook joins them).
         Field("contact", read=read_contact, write=write_contact, remote_fields=("customers",)),
         Field("account", read=read_account, write=write_account, remote_fields=("customers",)),
-        Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("deal_ids",)),
-        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("custom_fields",)),
+        Field("opportunity", read="deals", write="deal_ids", conv=LookupRef("deals", many=True)),
+        Field(
+            "custom_fields",
+            read="custom_fields",
+            write="custom_fields",
+            conv=CustomFieldList("definition.id", write_id_path="id", by_name=False),
+            not_clearable='send {"<definition id>": null} per field',
+        ),
     ),
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -46,6 +47,7 @@ from unicrm.providers.declaration import (
     Hooks,
     IdString,
     Lookup,
+    LookupRef,
     Lookups,
     NativeFilter,
     Op,
@@ -68,36 +70,8 @@ _METADATA = re.compile(r"^metadata_(\d+)$")
 _NUMERIC = IdString(numeric=True)
 
 
-def _ref_id(value: Any, what: str) -> int:
-    if value is None:
-        raise ConversionError(f"cannot be cleared: every Wethod project has {what}")
-    return int(_NUMERIC.write(value["id"], {}))
-
-
 def _person_name(person: Any) -> str | None:
     return full_name(person.get("name"), person.get("surname")) if person.__class__ is dict else None
-
-
-def _ref(ident: Any, name: Any) -> dict[str, Any] | None:
-    return None if ident is None else {"id": str(ident), "name": name}
-
-
-def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("client_id")
-    return _ref(ident, lookups.get("clients", {}).get(str(ident)))
-
-
-def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"client_id": _ref_id(value, "a client")}
-
-
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("pm_id")
-    return _ref(ident, _person_name(lookups.get("persons", {}).get(str(ident))))
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"pm_id": _ref_id(value, "a project manager")}
 
 
 def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -113,11 +87,6 @@ def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     if len(value) > 1:
         raise ConversionError("Wethod links a project to one client contact: send at most one")
     return {"client_contact_id": int(_NUMERIC.write(value[0]["id"], {}))}
-
-
-def read_stage(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("project_stage_id")
-    return _ref(ident, lookups.get("stages", {}).get(str(ident)))
 
 
 def read_status(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -276,6 +245,11 @@ PROVIDER = Provider(
     name="wethod",
     label="Wethod",
     docs_url="https://docs.wethod.com/reference/create-project",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages (beta API)",
+        "https://docs.wethod.com/reference/list-projects",
+        "the provider's reference pages; lookups from a generated SDK",
+    ),
     base_url="https://api.wethod.com",
     context=(
         ContextField("api_token", "Personal API token (Wethod → account settings)", secret=True),
@@ -315,19 +289,21 @@ PROVIDER = Provider(
         ),
         Field(
             "owner",
-            read=read_owner,
-            write=write_owner,
+            read="pm_id",
+            write="pm_id",
+            conv=LookupRef("persons", name=_person_name, numeric=True),
             required=("create",),
-            remote_fields=("pm_id",),
             note="the project manager (pm_id)",
+            not_clearable="every Wethod project has a project manager",
         ),
         Field(
             "account",
-            read=read_account,
-            write=write_account,
+            read="client_id",
+            write="client_id",
+            conv=LookupRef("clients", numeric=True),
             required=("create",),
-            remote_fields=("client_id",),
             note="the client (client_id)",
+            not_clearable="every Wethod project has a client",
         ),
         Field(
             "contact",
@@ -336,7 +312,7 @@ PROVIDER = Provider(
             remote_fields=("client_contact_id",),
             note="at most one: the client contact (client_contact_id)",
         ),
-        Field("stage", read=read_stage, remote_fields=("project_stage_id",)),
+        Field("stage", read="project_stage_id", conv=LookupRef("stages")),
         Field(
             "custom_fields",
             read=read_custom_fields,
@@ -395,5 +371,8 @@ PROVIDER = Provider(
         "start_date (first day of this month), duration (context, else 1), value 0; remote_data overrides them.",
         "Names of accounts, owners, contacts and stages come from the first 100 of each, cached per account.",
         "Delete is a soft delete; a deleted project reads as 404.",
+        "Field names (value, purchase_order, date_start/start_date) are those of the current reference pages, for "
+        "Wethod-Version 2024-06-15 (the default of the context's version, which every published client sends); older "
+        "page versions named them estimate and client_po. Another version in the context is sent as-is and is unverified.",
     ),
 )

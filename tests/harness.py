@@ -177,7 +177,11 @@ def start_harness(data_dir: Path, database_url: str | None = None) -> tuple[Harn
     url = database_url or f"sqlite+aiosqlite:///{data_dir}/e2e.db"
     contexts = {name: r.context for name, r in emulators.running.items()}
     token, other, accounts = asyncio.run(setup_store(url, data_dir, contexts))
-    server = ServerThread(ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5)))
+    # Like `unicrm demo`: exactly the emulators' origins are allowed besides the declared ones.
+    origins = tuple(r.origin for r in emulators.running.values())
+    server = ServerThread(
+        ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5), allow_origins=origins)
+    )
     server.__enter__()
     harness = Harness(server.base_url, token, other, accounts, emulators.running, url, data_dir)
     return harness, [server, emulators]

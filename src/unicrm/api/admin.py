@@ -17,6 +17,7 @@ from starlette.routing import Route
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
+from unicrm.engine.context import check_context
 from unicrm.engine.errors import ApiError, bad_request, not_found
 from unicrm.providers.declaration import Provider
 from unicrm.store.database import Account
@@ -129,6 +130,7 @@ async def create_account(request: Request) -> Response:
     if not isinstance(tenant, str):
         raise bad_request("tenant_id must be a string.")
     context = validate_context(provider, body.get("context"))
+    check_context(provider, state.engine.destinations[provider.name], context)
     account = await state.store.create_account(environment, provider.name, tenant, context)
     return JSONResponse(account_document(account, provider), status_code=201)
 
@@ -205,6 +207,7 @@ async def update_account(request: Request) -> Response:
         removed = {k for k, v in (body["context"] or {}).items() if v is None}
         context = {k: v for k, v in {**account.context, **patch}.items() if k not in removed}
         validate_context(provider, context)
+        check_context(provider, state.engine.destinations[provider.name], context)
     tenant = body.get("tenant_id")
     if tenant is not None and not isinstance(tenant, str):
         raise bad_request("tenant_id must be a string.")

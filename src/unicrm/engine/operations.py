@@ -24,6 +24,7 @@ from unicrm.engine.options import Filter, Options, parse_options
 from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
+from unicrm.outbound.policy import Destinations, OriginPolicy
 from unicrm.outbound.pool import SessionPool
 from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
 
@@ -80,6 +81,7 @@ class Engine:
     ) -> None:
         self.providers = dict(providers)
         self.mappings: dict[str, CompiledMapping] = {name: compile_mapping(p) for name, p in providers.items()}
+        self.destinations: dict[str, Destinations] = {name: destinations_of(p, pool.policy) for name, p in providers.items()}
         self.paginators: dict[str, Paginator] = {name: paginator_for(p.pagination) for name, p in providers.items()}
         self.pool = pool
         self.gateway = gateway
@@ -100,12 +102,12 @@ class Engine:
                 "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
                 remote=True,
             )
-        secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
         mapping = self.mappings[provider.name]
+        destinations = self.destinations[provider.name]
         return (
             provider,
             mapping,
-            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets),
+            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, destinations),
         )
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
@@ -434,6 +436,12 @@ class Engine:
             "truto_skip_api_call": True,
             "request": {"url": planned.url, **_options(planned)},
         }
+
+
+def destinations_of(provider: Provider, policy: OriginPolicy) -> Destinations:
+    """The origins a provider's calls may reach: its declared ones and the operator's."""
+    patterns = {c.name: c.pattern for c in provider.context}
+    return policy.destinations(provider.label, provider.origin_templates(), patterns)
 
 
 def _options(exchange: Exchange) -> dict[str, Any]:

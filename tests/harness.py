@@ -20,6 +20,7 @@ import orjson
 import uvicorn
 
 from unicrm.api.app import ServerConfig, create_app
+from unicrm.api.limits import JsonErrorProtocol
 from unicrm.outbound.pool import Timeouts
 from unicrm.store.database import Store
 
@@ -37,7 +38,14 @@ class ServerThread:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+            uvicorn.Config(
+                create_app(config),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                access_log=False,
+                http=JsonErrorProtocol,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

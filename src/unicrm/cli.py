@@ -104,7 +104,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"--allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
         return 2
     # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    from unicrm.api.limits import JsonErrorProtocol
+
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
+        http=JsonErrorProtocol,
+    )
     return 0
 
 
@@ -159,6 +169,7 @@ async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.limits import JsonErrorProtocol
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
     from unicrm.store.database import Store
@@ -188,6 +199,7 @@ async def _demo(args: argparse.Namespace) -> None:
         port=args.port,
         log_level="warning",
         access_log=False,
+        http=JsonErrorProtocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from unicrm.api.limits import parse_json_body
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
@@ -89,10 +89,7 @@ def validate_context(provider: Provider, context: Any, *, partial: bool = False)
 
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+    body = parse_json_body(raw) if raw.strip() else None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body

@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from unicrm.api import admin, unified
+from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
 from unicrm.api.state import AppState
@@ -37,6 +40,8 @@ class ServerConfig:
     #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
     #: server adds those of `UNICRM_ALLOW_ORIGINS`.
     allow_origins: tuple[str, ...] = ()
+    #: The largest request body accepted (413 above it); env UNICRM_MAX_BODY_BYTES.
+    max_body: int = field(default_factory=lambda: int(os.environ.get("UNICRM_MAX_BODY_BYTES", DEFAULT_MAX_BODY)))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -107,6 +112,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             Route("/health", health, methods=["GET"]),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(BoundedInput, max_body=config.max_body)],
         lifespan=lifespan,
     )
     app.state.openapi = openapi_document()

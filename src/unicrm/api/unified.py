@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from unicrm.api.limits import parse_json_body
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
@@ -21,6 +22,7 @@ from unicrm.model import OPERATIONS
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/projects"
+MAX_ID_CHARS = 256
 
 
 def _state(request: Request) -> AppState:
@@ -58,10 +60,15 @@ async def _body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise bad_request("The request body is empty: send a JSON object with unified project fields.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+    return parse_json_body(raw)
+
+
+def _record_id(request: Request) -> str:
+    """The record id of the path, bounded (it is percent-encoded into the provider's path)."""
+    record_id = str(request.path_params["id"])
+    if not record_id or len(record_id) > MAX_ID_CHARS:
+        raise bad_request(f"A record id has 1 to {MAX_ID_CHARS} characters; got {len(record_id)}.")
+    return record_id
 
 
 def render(result: Result) -> Response:
@@ -82,13 +89,13 @@ async def list_projects(request: Request) -> Response:
 async def get_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.get(account, request.path_params["id"], query))
+    return render(await _state(request).engine.get(account, _record_id(request), query))
 
 
 async def delete_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.delete(account, request.path_params["id"], query))
+    return render(await _state(request).engine.delete(account, _record_id(request), query))
 
 
 async def create_project(request: Request) -> Response:
@@ -102,7 +109,7 @@ async def update_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     body = await _body(request)
-    record_id = request.path_params["id"]
+    record_id = _record_id(request)
     return await _idempotent(request, account, body, lambda: _state(request).engine.update(account, record_id, body, query))
 
 

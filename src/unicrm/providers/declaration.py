@@ -78,7 +78,11 @@ def parse_iso_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is before the first representable UTC instant.
+        raise ValueError(f"{value!r} is outside the representable range once converted to UTC") from None
 
 
 def iso_utc(moment: datetime) -> str:

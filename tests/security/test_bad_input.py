@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+
 import orjson
 import pytest
 

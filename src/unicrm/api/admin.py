@@ -22,6 +22,8 @@ from unicrm.engine.errors import ApiError, bad_request, not_found
 from unicrm.providers.declaration import Provider
 from unicrm.store.database import Account
 
+MAX_TENANT_CHARS = 255
+
 
 def _state(request: Request) -> AppState:
     return request.app.state.unicrm
@@ -124,8 +126,8 @@ async def create_account(request: Request) -> Response:
     body = await _json_body(request)
     provider = _provider(request, body.get("integration"))
     tenant = body.get("tenant_id") or ""
-    if not isinstance(tenant, str):
-        raise bad_request("tenant_id must be a string.")
+    if not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable():
+        raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
     context = validate_context(provider, body.get("context"))
     check_context(provider, state.engine.destinations[provider.name], context)
     account = await state.store.create_account(environment, provider.name, tenant, context)
@@ -206,8 +208,8 @@ async def update_account(request: Request) -> Response:
         validate_context(provider, context)
         check_context(provider, state.engine.destinations[provider.name], context)
     tenant = body.get("tenant_id")
-    if tenant is not None and not isinstance(tenant, str):
-        raise bad_request("tenant_id must be a string.")
+    if tenant is not None and (not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable()):
+        raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
     updated = await state.store.update_account(
         account.id,
         environment,

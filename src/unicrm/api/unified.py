@@ -23,6 +23,7 @@ from unicrm.store.database import Account
 
 BASE = "/unified/crm/projects"
 MAX_ID_CHARS = 256
+MAX_KEY_CHARS = 255
 
 
 def _state(request: Request) -> AppState:
@@ -118,6 +119,8 @@ async def _idempotent(request: Request, account: Account, body: Any, run: Any) -
     key = request.headers.get("idempotency-key")
     if not key:
         return render(await run())
+    if len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise bad_request(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters (a UUID is a good choice).")
     store = _state(request).store
     method, path = request.method, request.url.path
     request_hash = hashlib.sha256(orjson.dumps([request.url.query, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -136,10 +139,13 @@ async def _idempotent(request: Request, account: Account, body: Any, run: Any) -
     try:
         response = render(await run())
     except ApiError as exc:
-        if exc.status in (502, 504):
-            # The outcome of the write is unknown: keep the answer so a retry cannot write twice.
+        if exc.outcome is not None:
+            # The write may have happened (answer lost) or did (a later step failed): keep the
+            # answer, so that a retry replays it instead of writing twice.
             await store.idempotency_finish(account.environment_id, key, method, path, exc.status, orjson.dumps(exc.body()))
         else:
+            # A definite failure (validation, a complete provider answer, nothing sent):
+            # nothing was written, so the key is released and the same request may run again.
             await store.idempotency_abort(account.environment_id, key, method, path)
         raise
     except BaseException:

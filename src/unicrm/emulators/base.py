@@ -62,13 +62,14 @@ class Faults:
 class ScriptedResponse:
     """A one-shot fault consumed by the next matching request."""
 
-    kind: str = "status"  # status | drop | not_json | empty | hang | echo
+    kind: str = "status"  # status | drop | lose_answer | not_json | empty | hang | echo
     status: int = 500
     body: str = ""
     content_type: str = "application/json"
     seconds: float = 5.0
     method: str | None = None
     path_contains: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> ScriptedResponse:
@@ -81,6 +82,7 @@ class ScriptedResponse:
             seconds=float(data.get("seconds", 5.0)),
             method=match.get("method"),
             path_contains=match.get("path_contains"),
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
         )
 
     def matches(self, request: web.Request) -> bool:
@@ -174,6 +176,10 @@ class Emulator:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         scripted = self._next_scripted(request)
+        if scripted is not None and scripted.kind == "lose_answer":
+            # The request is handled (a create is written), then the connection drops.
+            await handler(request)
+            _drop(request)
         if scripted is not None:
             outcome = await self._play(request, scripted)
             if outcome is not None:
@@ -234,7 +240,9 @@ class Emulator:
             return web.Response(text="<html><body>Bad gateway</body></html>", status=200, content_type="text/html")
         if scripted.kind == "empty":
             return web.Response(body=b"", status=200, content_type="application/json")
-        return web.Response(body=scripted.body.encode(), status=scripted.status, content_type=scripted.content_type)
+        return web.Response(
+            body=scripted.body.encode(), status=scripted.status, content_type=scripted.content_type, headers=scripted.headers
+        )
 
     def _rate_limit(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
         limit = int(self.faults.rate_limit or 0)

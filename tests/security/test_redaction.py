@@ -167,7 +167,12 @@ async def test_tokens_obtained_by_a_refresh_are_redacted(
 ) -> None:
     monkeypatch.delenv("UNICRM_SECRET_KEY", raising=False)  # the harness server's key is its data directory's
     account_id = harness.accounts[provider]
-    resp = await harness.call("PATCH", f"/integrated-account/{account_id}", json={"context": {"expires_at": time.time() - 60}})
+    # A refresh token of our own (earlier tests may have rotated the seeded one away).
+    refresh = f"{provider}-refresh-for-redaction-test"
+    harness.emulators[provider].emulator.refresh_tokens.add(refresh)
+    resp = await harness.call(
+        "PATCH", f"/integrated-account/{account_id}", json={"context": {"expires_at": time.time() - 60, "refresh_token": refresh}}
+    )
     assert resp.status == 200, resp.text
     list_path = all_providers()[provider].endpoints["list"].path
     await harness.control(

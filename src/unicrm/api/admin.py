@@ -173,16 +173,33 @@ async def list_accounts(request: Request) -> Response:
     integration = query.get("integration_name")
     if isinstance(query.get("integration"), dict):
         integration = query["integration"].get("name")
+    integration_name = integration if isinstance(integration, str) else None
+    tenant_id = query.get("tenant_id") if isinstance(query.get("tenant_id"), str) else None
+    # Signed like the unified cursors, bound to the environment and the filters it continues.
+    fingerprint = orjson.dumps(["accounts", integration_name, tenant_id, limit]).decode()
+    after = None
+    raw_cursor = query.get("next_cursor")
+    if raw_cursor:
+        if not isinstance(raw_cursor, str):
+            raise bad_request("next_cursor must be a single value.")
+        try:
+            after = state.engine.codec.decode(raw_cursor, environment, fingerprint).get("c")
+        except ApiError:
+            raise bad_request(
+                "next_cursor is not a cursor this server issued for this environment and these filters; "
+                "pass it exactly as the previous page returned it."
+            ) from None
     try:
-        accounts, cursor = await state.store.list_accounts(
+        accounts, store_cursor = await state.store.list_accounts(
             environment,
             limit=limit,
-            cursor=query.get("next_cursor") or None,
-            integration=integration if isinstance(integration, str) else None,
-            tenant_id=query.get("tenant_id") if isinstance(query.get("tenant_id"), str) else None,
+            cursor=after if isinstance(after, str) else None,
+            integration=integration_name,
+            tenant_id=tenant_id,
         )
     except ValueError:
         raise bad_request("next_cursor is not a valid cursor.") from None
+    cursor = state.engine.codec.encode(environment, fingerprint, {"c": store_cursor}) if store_cursor else None
     providers = state.engine.providers
     return JSONResponse(
         {"result": [account_document(a, providers.get(a.integration)) for a in accounts], "next_cursor": cursor, "limit": limit}

@@ -52,7 +52,8 @@ def test_spec_file_is_well_formed(provider: str) -> None:
 def _call(provider: Provider) -> ProviderCall:
     context = dict(EMULATORS[provider.name]().context(BASE + "/x")) if provider.name in EMULATORS else {}
     context["base_url"] = BASE
-    return ProviderCall(provider, compile_mapping(provider), "spec", context, None, None)  # type: ignore[arg-type]
+    # No pool, gateway or destinations: the request is only shaped here, never sent.
+    return ProviderCall(provider, compile_mapping(provider), "spec", context, None, None, None)  # type: ignore[arg-type]
 
 
 def _entry(call: ProviderCall, endpoint: Endpoint, record_id: str | None, body: Any) -> dict[str, Any]:

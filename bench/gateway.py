@@ -145,7 +145,7 @@ def merge(into: Samples, part: Samples, cpu: float) -> None:
 
 
 async def check(
-    session: aiohttp.ClientSession, direct: dict[str, Target], unified: dict[str, Target], list_path: str | None
+    session: aiohttp.ClientSession, direct: dict[str, Target], unified: dict[str, Target], records_path: str | None
 ) -> None:
     """Both sides answer 200 and the list pages really hold 100 records."""
     for name in ("get", "list"):
@@ -157,8 +157,8 @@ async def check(
             if name == "list":
                 data = orjson.loads(body)
                 records = data.get("result") if side == "unified" else data
-                if side == "direct" and list_path:
-                    for part in list_path.split("."):
+                if side == "direct" and records_path:
+                    for part in records_path.split("."):
                         records = records.get(part)
                 if not isinstance(records, list) or len(records) != LIST_SIZE:
                     count = len(records) if isinstance(records, list) else records

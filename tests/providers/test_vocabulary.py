@@ -83,3 +83,18 @@ def test_custom_fields_by_definition_id_shown_by_name() -> None:
 def test_custom_header_auth_sends_no_authorization() -> None:
     headers = auth_headers(Auth("header", token_key="api_key", header_name="X-Api-Key"), {"api_key": "k-123"})
     assert headers == {"X-Api-Key": "k-123"}
+
+
+def test_old_names_keep_working() -> None:
+    """list_path on the provider (now Endpoint.records_path) and Lookup(value="") still work."""
+    import dataclasses
+
+    from unicrm.engine.mapping import get_path
+    from unicrm.providers.capsule import PROVIDER
+
+    endpoints = dict(PROVIDER.endpoints)
+    endpoints["list"] = dataclasses.replace(endpoints["list"], records_path=None)
+    old = dataclasses.replace(PROVIDER, endpoints=endpoints, list_path="kases")
+    assert old.records_path == PROVIDER.records_path == "kases"
+    record = {"id": 1, "name": "x"}
+    assert get_path(record, "") is record and get_path(record, None) is record  # value="" and WHOLE_RECORD

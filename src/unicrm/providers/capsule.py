@@ -81,13 +81,12 @@ PROVIDER = Provider(
     auth=Auth("oauth2", token_key="access_token", token_url="https://api.capsulecrm.com/oauth/token"),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/kases", query=EMBED),
+        "list": Endpoint("GET", "/kases", query=EMBED, records_path="kases"),
         "get": Endpoint("GET", "/kases/{id}", query=EMBED, record_path="kase"),
         "create": Endpoint("POST", "/kases", query=EMBED, wrap="kase", record_path="kase"),
         "update": Endpoint("PUT", "/kases/{id}", query=EMBED, wrap="kase", record_path="kase"),
-        "delete": Endpoint("DELETE", "/kases/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/kases/{id}", returns="no_record"),
     },
-    list_path="kases",
     pagination=Pagination("link_header", size_param="perPage", page_param="page", max_size=100, default_size=50),
     fields=(
         Field("id", read="id", conv=IdString()),

@@ -803,6 +803,7 @@ class Provider:
     endpoints: Mapping[Op, Endpoint]
     pagination: Pagination
     fields: tuple[Field, ...]
+    #: Old name of `Endpoint.records_path` on the list endpoint (still read when that is unset).
     list_path: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     #: Groups of fields of which at least one is required on an operation.

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
     ApiSpec,
     Auth,
     ContextField,
@@ -287,9 +288,8 @@ PROVIDER = Provider(
         "get": Endpoint("GET", "/Projects/{id}"),
         "create": Endpoint("POST", "/Projects"),
         "update": Endpoint("PUT", "/Projects", id_in_body="PROJECT_ID"),
-        "delete": Endpoint("DELETE", "/Projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/Projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="top", offset_param="skip", max_size=MAX_PAGE, default_size=DEFAULT_PAGE),
     fields=(
         Field("id", read="PROJECT_ID", conv=IdString(numeric=True)),
@@ -358,7 +358,7 @@ PROVIDER = Provider(
     errors=Errors(message=error_message, field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", window_s=86400),
     lookups=(
-        Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value="", ttl_s=300),
+        Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value=WHOLE_RECORD, ttl_s=300),
         Lookup(
             "organisations",
             Endpoint("GET", "/Organisations", query={"brief": "true", "top": MAX_PAGE}),
@@ -367,7 +367,11 @@ PROVIDER = Provider(
             value="ORGANISATION_NAME",
         ),
         Lookup(
-            "contacts", Endpoint("GET", "/Contacts", query={"brief": "true", "top": MAX_PAGE}), None, key="CONTACT_ID", value=""
+            "contacts",
+            Endpoint("GET", "/Contacts", query={"brief": "true", "top": MAX_PAGE}),
+            None,
+            key="CONTACT_ID",
+            value=WHOLE_RECORD,
         ),
         Lookup(
             "opportunities",

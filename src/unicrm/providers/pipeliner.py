@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
     ApiSpec,
     Auth,
     ContextField,
@@ -267,15 +268,14 @@ PROVIDER = Provider(
     auth=Auth("basic", username_key="username", password_key="password"),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/entities/Projects", query=EXPAND),
+        "list": Endpoint("GET", "/entities/Projects", query=EXPAND, records_path="data"),
         "get": GET,
         # No expand on writes (the docs offer it on list and get): the answer's relations are
         # URIs, so only its id is used and the record is read back with `get`.
         "create": Endpoint("POST", "/entities/Projects", returns="id", id_path="data.id"),
         "update": Endpoint("PATCH", "/entities/Projects/{id}", returns="id", id_path="data.id"),
-        "delete": Endpoint("DELETE", "/entities/Projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/entities/Projects/{id}", returns="no_record"),
     },
-    list_path="data",
     pagination=Pagination(
         "cursor",
         size_param="first",
@@ -312,7 +312,14 @@ PROVIDER = Provider(
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", reset="X-RateLimit-Reset"),
     lookups=(
-        Lookup("currencies", Endpoint("GET", "/entities/Currencies", query=FIRST_100), "data", key="id", value="", ttl_s=3600),
+        Lookup(
+            "currencies",
+            Endpoint("GET", "/entities/Currencies", query=FIRST_100),
+            "data",
+            key="id",
+            value=WHOLE_RECORD,
+            ttl_s=3600,
+        ),
         Lookup(
             "exchange_rate_lists",
             Endpoint("GET", "/entities/CurrencyExchangeRatesLists", query={**FIRST_100, "order-by": "-valid_from"}),
@@ -326,7 +333,7 @@ PROVIDER = Provider(
             Endpoint("GET", "/entities/CurrencyExchangeRates", query=FIRST_100),
             "data",
             key="id",
-            value="",
+            value=WHOLE_RECORD,
             ttl_s=3600,
         ),
     ),

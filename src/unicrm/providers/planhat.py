@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
     ApiSpec,
     Auth,
     ContextField,
@@ -179,9 +180,8 @@ PROVIDER = Provider(
         "get": Endpoint("GET", "/projects/{id}"),
         "create": Endpoint("POST", "/projects"),
         "update": Endpoint("PUT", "/projects/{id}"),
-        "delete": Endpoint("DELETE", "/projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="limit", offset_param="offset", max_size=MAX_PAGE, default_size=DEFAULT_PAGE),
     fields=(
         Field("id", read="_id", conv=IdString()),
@@ -215,7 +215,9 @@ PROVIDER = Provider(
     ),
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
-    lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
+    lookups=(
+        Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=WHOLE_RECORD),
+    ),
     truto_required_on_create=("name", "account"),
     # Regional hosts (api-us4.planhat.com ...) are Planhat's own.
     origins=("https://*.planhat.com",),

@@ -170,13 +170,12 @@ PROVIDER = Provider(
     auth=Auth("bearer", token_key="api_key"),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/project", query=INCLUDE),
+        "list": Endpoint("GET", "/project", query=INCLUDE, records_path="data"),
         "get": GET,
         "create": Endpoint("POST", "/project", query=INCLUDE),
         "update": Endpoint("PUT", "/project/{id}", query=INCLUDE),
-        "delete": Endpoint("DELETE", "/project/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/project/{id}", returns="no_record"),
     },
-    list_path="data",
     pagination=Pagination(
         "page_number",
         size_param="per_page",

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
     ApiSpec,
     Auth,
     ContextField,
@@ -121,7 +122,7 @@ _WORD = re.compile(r"[a-z_]+")
 
 def action(name: str) -> Endpoint:
     """A projects-v2 action on one project (`{id, ...}` in the body, 204 answer)."""
-    return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="nothing")
+    return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="no_record")
 
 
 def _first_page(path: str) -> Endpoint:
@@ -400,6 +401,7 @@ PROVIDER = Provider(
             params_in="body",
             query={"includes": "custom_fields", "sort": [{"field": "project_key", "order": "asc"}]},
             safe=True,
+            records_path="data",
         ),
         "get": GET,
         "create": Endpoint("POST", f"{API}.create", params_in="body", returns="id", id_path="data.id"),
@@ -409,11 +411,10 @@ PROVIDER = Provider(
             f"{API}.delete",
             params_in="body",
             id_in_body="id",
-            returns="nothing",
+            returns="no_record",
             query={"delete_strategy": DELETE_STRATEGY},
         ),
     },
-    list_path="data",
     pagination=Pagination("page_number", size_param="page.size", page_param="page.number", max_size=100, default_size=20),
     fields=(
         Field("id", read="id", conv=IdString()),
@@ -466,9 +467,9 @@ PROVIDER = Provider(
         window_s=60,
     ),
     lookups=(
-        Lookup("users", _first_page("/users.list"), records_path="data", key="id", value=""),
+        Lookup("users", _first_page("/users.list"), records_path="data", key="id", value=WHOLE_RECORD),
         Lookup("companies", _first_page("/companies.list"), records_path="data", key="id", value="name"),
-        Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value=""),
+        Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value=WHOLE_RECORD),
         Lookup("deals", _first_page("/deals.list"), records_path="data", key="id", value="title"),
     ),
     truto_required_on_create=("name",),

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
     ApiSpec,
     Auth,
     ContextField,
@@ -271,9 +272,8 @@ PROVIDER = Provider(
         "get": GET,
         "create": Endpoint("POST", "/api/projects"),
         "update": Endpoint("PATCH", "/api/projects/{id}"),
-        "delete": Endpoint("DELETE", "/api/projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/api/projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="limit", offset_param="offset", max_size=MAX_PAGE, default_size=MAX_PAGE),
     fields=(
         Field("id", read="id", conv=IdString(numeric=True)),
@@ -335,10 +335,12 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(retry_after="x-ratelimit-retry-after"),
     lookups=(
         Lookup("clients", Endpoint("GET", "/api/clients", query={"limit": MAX_PAGE}), None, key="id", value="corporate_name"),
-        Lookup("persons", Endpoint("GET", "/api/persons", query={"limit": MAX_PAGE}), None, key="id", value=""),
-        Lookup("contacts", Endpoint("GET", "/api/contacts", query={"limit": MAX_PAGE}), None, key="id", value=""),
+        Lookup("persons", Endpoint("GET", "/api/persons", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD),
+        Lookup("contacts", Endpoint("GET", "/api/contacts", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD),
         Lookup("stages", Endpoint("GET", "/api/project-stages", query={"limit": MAX_PAGE}), None, key="id", value="name"),
-        Lookup("metadata", Endpoint("GET", "/api/project-metadata", query={"limit": MAX_PAGE}), None, key="id", value=""),
+        Lookup(
+            "metadata", Endpoint("GET", "/api/project-metadata", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD
+        ),
         Lookup(
             "job_order_categories",
             Endpoint("GET", "/api/job-order-categories", query={"limit": MAX_PAGE}),

@@ -273,6 +273,8 @@ class Ref(Converter):
         return self.write_as(ident) if self.write_as else {self.id_key: ident}
 
 
+_EMPTY: Mapping[str, Any] = {}
+
 #: What a converter's `write` returns to write nothing at all (not even a null).
 SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
 
@@ -330,20 +332,36 @@ class LookupRef(Converter):
         self.lookup, self.name, self.many, self.id_key = lookup, name, many, id_key
         self._id = IdString(numeric)
 
-    def _ref(self, ident: Any, lookups: Lookups) -> dict[str, Any] | None:
-        if isinstance(ident, dict):
-            ident = ident.get(self.id_key)
-        if ident is None or ident == "":
-            return None
-        key = str(ident)
-        found = lookups.get(self.lookup, {}).get(key) if self.lookup else None
-        return {"id": key, "name": display_name(found, self.name)}
+        self.read = self._reader()  # type: ignore[method-assign,assignment]
 
-    def read(self, value: Any, lookups: Lookups) -> Any:
-        if self.many:
-            refs = [self._ref(v, lookups) for v in value] if isinstance(value, list) else []
-            return [r for r in refs if r is not None]
-        return self._ref(value, lookups)
+    def _reader(self) -> Callable[[Any, Lookups], Any]:
+        # A closure over locals: this runs for every record of every list page.
+        lookup, id_key, many, name = self.lookup, self.id_key, self.many, self.name
+        namer: Callable[[Any], Any] = name if callable(name) else (lambda obj: display_name(obj, name))
+
+        def ref(ident: Any, table: Mapping[str, Any]) -> dict[str, Any] | None:
+            if ident.__class__ is dict:
+                ident = ident.get(id_key)
+            if ident is None or ident == "":
+                return None
+            key = str(ident)
+            found = table.get(key)
+            return {"id": key, "name": found if found is None or found.__class__ is str else namer(found)}
+
+        def read(value: Any, lookups: Lookups) -> Any:
+            table = lookups.get(lookup, _EMPTY) if lookup else _EMPTY
+            if many:
+                if value.__class__ is not list:
+                    return []
+                out = []
+                for v in value:
+                    r = ref(v, table)
+                    if r is not None:
+                        out.append(r)
+                return out
+            return ref(value, table)
+
+        return read
 
     def write(self, value: Any, lookups: Lookups) -> Any:
         if self.many:
@@ -375,16 +393,25 @@ class TypedRef(Converter):
         self.kind, self.type_key, self.name, self.many, self.too_many = kind, type_key, name, many, too_many
         self.empty_clears = empty_clears
         self._id = IdString(numeric)
+        # Needs no lookups: the mapping compiler inlines it as a one-argument fast path.
+        self._read = self.fast_read = self._reader()
 
     def read(self, value: Any, lookups: Lookups) -> Any:
-        ref = None
-        if (
-            isinstance(value, dict)
-            and (self.kind is None or value.get(self.type_key) == self.kind)
-            and value.get("id") is not None
-        ):
-            ref = {"id": str(value["id"]), "name": display_name(value, self.name)}
-        return ([ref] if ref else []) if self.many else ref
+        return self._read(value)
+
+    def _reader(self) -> Callable[[Any], Any]:
+        kind, type_key, many, name = self.kind, self.type_key, self.many, self.name
+        namer: Callable[[Any], Any] = name if callable(name) else (lambda obj: display_name(obj, name))
+
+        def read(value: Any) -> Any:
+            if value.__class__ is dict and (kind is None or value.get(type_key) == kind):
+                ident = value.get("id")
+                if ident is not None:
+                    ref = {"id": str(ident), "name": namer(value)}
+                    return [ref] if many else ref
+            return [] if many else None
+
+        return read
 
     def write(self, value: Any, lookups: Lookups) -> Any:
         if self.many:
@@ -405,18 +432,24 @@ class TagNames(Converter):
     def __init__(self, key: str | None = None, id_key: str | None = None, numeric_id: bool = False) -> None:
         self.key, self.id_key = key, id_key
         self._id = IdString(numeric_id)
+        self._read = self.fast_read = self._reader()  # no lookups: inlined by the mapping compiler
 
     def read(self, value: Any, lookups: Lookups) -> Any:
-        out: list[dict[str, Any]] = []
-        for tag in value if isinstance(value, list) else []:
-            if isinstance(tag, str):
-                out.append({"id": tag, "name": tag})
-            elif isinstance(tag, dict) and self.key:
-                name = tag.get(self.key)
-                ident = tag.get(self.id_key) if self.id_key else name
-                if ident is not None:
-                    out.append({"id": str(ident), "name": name})
-        return out
+        return self._read(value)
+
+    def _reader(self) -> Callable[[Any], Any]:
+        key, id_key = self.key, self.id_key
+
+        def read(value: Any) -> Any:
+            if value.__class__ is not list:
+                return []
+            if key is None:
+                return [{"id": t, "name": t} for t in value if t.__class__ is str]
+            if id_key is None:
+                return [{"id": str(n), "name": n} for t in value if t.__class__ is dict and (n := t.get(key)) is not None]
+            return [{"id": str(i), "name": t.get(key)} for t in value if t.__class__ is dict and (i := t.get(id_key)) is not None]
+
+        return read
 
     def write(self, value: Any, lookups: Lookups) -> Any:
         out: list[Any] = []
@@ -455,25 +488,62 @@ class CustomFieldList(Converter):
         self.write_id_path = write_id_path or id_path
         self.by_name = by_name
         self._id = IdString(numeric)
+        self._id_parts = tuple(id_path.split("."))
+        self._name_parts = tuple(name_path.split(".")) if name_path and by_name else ()
+        self._names: tuple[Any, dict[str, Any]] = (None, {})
+        self.read = self._reader()  # type: ignore[method-assign,assignment]
 
     @staticmethod
-    def _get(item: Any, path: str) -> Any:
-        for part in path.split("."):
-            item = item.get(part) if isinstance(item, dict) else None
+    def _get(item: Any, parts: tuple[str, ...]) -> Any:
+        for part in parts:
+            item = item.get(part) if item.__class__ is dict else None
         return item
 
-    def read(self, value: Any, lookups: Lookups) -> Any:
-        if not isinstance(value, list):
-            return None
-        names = {str(v): k for k, v in lookups.get(self.lookup, {}).items()} if self.lookup and self.by_name else {}
-        out: dict[str, Any] = {}
-        for item in value:
-            if not isinstance(item, dict):
-                continue
-            ident = self._get(item, self.id_path)
-            shown = self._get(item, self.name_path) if self.name_path and self.by_name else None
-            out[str(shown or names.get(str(ident)) or ident)] = item.get(self.value_key)
-        return out
+    def _id_names(self, lookups: Lookups) -> dict[str, Any]:
+        """id → name from the lookup (name → id), inverted once per lookup table."""
+        table = lookups.get(self.lookup) if self.lookup and self.by_name else None
+        if not table:
+            return {}
+        if self._names[0] is not table:
+            self._names = (table, {str(v): k for k, v in table.items()})
+        return self._names[1]
+
+    def _reader(self) -> Callable[[Any, Lookups], Any]:
+        get, id_parts, name_parts, value_key, id_names = (
+            self._get,
+            self._id_parts,
+            self._name_parts,
+            self.value_key,
+            self._id_names,
+        )
+        flat = len(id_parts) == 1 and not name_parts and not (self.lookup and self.by_name)
+        id_key = id_parts[0]
+        id_sub = id_parts[1] if len(id_parts) == 2 else ""
+        # the name next to the id in the same nested object (`definition.name`), if any
+        name_sub = name_parts[1] if len(name_parts) == 2 and name_parts[0] == id_key else ""
+        two_level = bool(id_sub) and (not name_parts or bool(name_sub))
+
+        def read(value: Any, lookups: Lookups) -> Any:
+            if value.__class__ is not list:
+                return None
+            if flat:  # {FIELD_NAME, FIELD_VALUE} items keyed by their own name/id
+                return {str(i[id_key]): i.get(value_key) for i in value if i.__class__ is dict and i.get(id_key) is not None}
+            names = id_names(lookups)
+            out: dict[str, Any] = {}
+            for item in value:
+                if item.__class__ is not dict:
+                    continue
+                if two_level:  # `definition.id`, the common case, without a call per item
+                    node = item.get(id_key)
+                    ident = node.get(id_sub) if node.__class__ is dict else None
+                    shown = node.get(name_sub) if name_sub and node.__class__ is dict else None
+                else:
+                    ident = get(item, id_parts)
+                    shown = get(item, name_parts) if name_parts else None
+                out[str(shown or names.get(str(ident)) or ident)] = item.get(value_key)
+            return out
+
+        return read
 
     def write(self, value: Any, lookups: Lookups) -> Any:
         if value is None:

@@ -256,9 +256,8 @@ class CapsuleEmulator(Emulator):
             "fields": [],
         }
 
-    async def list_kases(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
+    def _paging(self, request: web.Request) -> tuple[int, int] | web.Response:
+        """`page` (from 1) and `perPage` (1–100, default 50), or the 400 Capsule answers."""
         try:
             page = int(request.query.get("page", "1"))
             per_page = int(request.query.get("perPage", "50"))
@@ -266,6 +265,15 @@ class CapsuleEmulator(Emulator):
             return json_response({"message": "page and perPage must be numbers"}, 400)
         if page < 1 or not 1 <= per_page <= 100:
             return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        return page, per_page
+
+    async def list_kases(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        paging = self._paging(request)
+        if isinstance(paging, web.Response):
+            return paging
+        page, per_page = paging
         embed = self._embed(request)
         since = request.query.get("since")
         start = (page - 1) * per_page
@@ -335,13 +343,10 @@ class CapsuleEmulator(Emulator):
     async def list_parties(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:
             return denied
-        try:
-            page = int(request.query.get("page", "1"))
-            per_page = int(request.query.get("perPage", "50"))
-        except ValueError:
-            return json_response({"message": "page and perPage must be numbers"}, 400)
-        if page < 1 or not 1 <= per_page <= 100:
-            return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        paging = self._paging(request)
+        if isinstance(paging, web.Response):
+            return paging
+        page, per_page = paging
         rows = sorted(self.parties.values(), key=lambda p: p["id"])
         start = (page - 1) * per_page
         headers = {}

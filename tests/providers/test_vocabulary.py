@@ -98,3 +98,15 @@ def test_old_names_keep_working() -> None:
     assert old.records_path == PROVIDER.records_path == "kases"
     record = {"id": 1, "name": "x"}
     assert get_path(record, "") is record and get_path(record, None) is record  # value="" and WHOLE_RECORD
+
+
+def test_sibling_ref_reads_the_id_and_the_embedded_name_and_id_of_writes_the_id() -> None:
+    from unicrm.providers.declaration import IdOf, sibling_ref
+
+    read = sibling_ref("owner_id", "owner", "formatted_name")
+    assert read({"owner_id": "u1", "owner": {"formatted_name": "Ana Lopez"}}, {}) == {"id": "u1", "name": "Ana Lopez"}
+    assert read({"owner_id": "u1", "owner": "https://example.invalid/Clients/u1"}, {}) == {"id": "u1", "name": None}
+    assert read({"owner_id": None}, {}) is None
+    assert IdOf().write({"id": "u1", "name": "x"}, {}) == "u1"
+    assert IdOf(numeric=True).write({"id": "7"}, {}) == 7
+    assert IdOf.reads_as_is

@@ -90,7 +90,7 @@ def _compile_reader(fields: tuple[Field, ...], empty: Mapping[str, Any]) -> ToUn
             lines.append(f"    v = r.get({parts[0]!r})")
             for part in parts[1:]:
                 lines.append(f"    v = v.get({part!r}) if v.__class__ is dict else None")
-        if fld.conv is not None:
+        if fld.conv is not None and not fld.conv.reads_as_is:
             namespace[f"c{index}"] = fld.conv.read
             lines.append("    if v is not None:")
             if fld.conv.fast_read is not None:

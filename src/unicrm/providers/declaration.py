@@ -48,6 +48,8 @@ class Converter:
     #: Optional one-argument fast path for reads, inlined by the mapping compiler; it may
     #: raise ValueError/TypeError/AttributeError, and then `read` handles the value.
     fast_read: Callable[[Any], Any] | None = None
+    #: True when `read` returns its value unchanged (a write-only converter): not compiled in.
+    reads_as_is: bool = False
 
 
 class IdString(Converter):
@@ -367,6 +369,33 @@ class LookupRef(Converter):
         if self.many:
             return [self._id.write(v["id"], lookups) for v in value or []]
         return self._id.write(value["id"], lookups)
+
+
+class IdOf(Converter):
+    """Writes a unified `{id, name}` as its bare id (a string, or a number with `numeric`);
+    reads pass through, for a field read by a function such as `sibling_ref`."""
+
+    reads_as_is = True
+
+    def __init__(self, numeric: bool = False) -> None:
+        self._id = IdString(numeric)
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return self._id.write(value["id"], lookups)
+
+
+def sibling_ref(id_key: str, obj_key: str, name: str | Callable[[Mapping[str, Any]], Any] | None = None) -> Callable[..., Any]:
+    """A read function: the id at `id_key` of the record, the name from the related object
+    at `obj_key` when the provider embeds it (an expanded relation), else a null name."""
+
+    def read(record: Mapping[str, Any], lookups: Lookups) -> Any:
+        ident = record.get(id_key)
+        if ident is None or ident == "":
+            return None
+        obj = record.get(obj_key)
+        return {"id": str(ident), "name": display_name(obj, name) if obj.__class__ is dict else None}
+
+    return read
 
 
 class TypedRef(Converter):

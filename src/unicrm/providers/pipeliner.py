@@ -37,6 +37,7 @@ from unicrm.providers.declaration import (
     Field,
     FieldError,
     Hooks,
+    IdOf,
     IdString,
     Lookup,
     Lookups,
@@ -48,6 +49,7 @@ from unicrm.providers.declaration import (
     RateLimitHeaders,
     full_name,
     parse_iso_datetime,
+    sibling_ref,
 )
 
 if TYPE_CHECKING:
@@ -63,30 +65,6 @@ def _person_name(obj: Mapping[str, Any]) -> str | None:
     if name:
         return str(name)
     return full_name(obj.get("first_name"), obj.get("last_name"))
-
-
-def _ref(record: Mapping[str, Any], id_key: str, obj_key: str) -> Any:
-    ident = record.get(id_key)
-    if not ident:
-        return None
-    obj = record.get(obj_key)
-    return {"id": str(ident), "name": _person_name(obj) if isinstance(obj, dict) else None}
-
-
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _ref(record, "owner_id", "owner")
-
-
-def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _ref(record, "account_id", "account")
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"owner_id": None if value is None else str(value["id"])}
-
-
-def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"account_id": None if value is None else str(value["id"])}
 
 
 def read_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -296,8 +274,8 @@ PROVIDER = Provider(
             note="Pipeliner computes a project's status from its activities; it is read-only",
         ),
         Field("close_date", read="end_date", write="end_date", conv=DateOnly(), required=("create",)),
-        Field("owner", read=read_owner, write=write_owner, required=("create",), remote_fields=("owner_id",)),
-        Field("account", read=read_account, write=write_account, remote_fields=("account_id",)),
+        Field("owner", read=sibling_ref("owner_id", "owner", _person_name), write="owner_id", conv=IdOf(), required=("create",)),
+        Field("account", read=sibling_ref("account_id", "account", _person_name), write="account_id", conv=IdOf()),
         Field("contact", read=read_contacts, write=write_contacts, remote_fields=("contact_relations",)),
         Field("amount", read="revenue_goal.value_foreign", write=write_amount, conv=Number(), remote_fields=("revenue_goal",)),
         Field("currency", read=read_currency, write=write_currency, remote_fields=("revenue_goal",)),

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from unicrm.api import admin, unified
+from unicrm.api import admin, connect, link_tokens, unified, webhooks
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
 from unicrm.api.state import AppState
@@ -33,6 +33,11 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Where browsers reach the server (connect links, the OAuth redirect URI); default: the
+    #: request's own origin, or `UNICRM_PUBLIC_URL`.
+    public_url: str | None = None
+    #: Run the webhook sender in this process (every server does by default).
+    send_webhooks: bool = True
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -81,6 +86,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
         await app.state.unicrm.accounts.start()
+        if config.send_webhooks:
+            await app.state.unicrm.sender.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections
         # stop re-walking ~100,000 start-up objects (about a fifth of the CPU in a profile).
@@ -96,6 +103,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         routes=[
             *unified.ROUTES,
             *admin.ROUTES,
+            *link_tokens.ROUTES,
+            *connect.ROUTES,
+            *webhooks.ROUTES,
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
@@ -104,4 +114,5 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.openapi = openapi_document()
+    app.state.public_url = config.public_url
     return app

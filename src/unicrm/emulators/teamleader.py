@@ -38,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from unicrm.emulators.base import Emulator, json_response
+from unicrm.emulators.base import AuthorizationCodes, Emulator, json_response
 
 SEEDED_PROJECTS = 36
 MAX_PAGE = 100
@@ -155,6 +155,9 @@ class TeamleaderEmulator(Emulator):
         self.next_key = self.size
         self.me = _uuid(1, 1)
         self.client = ("teamleader-client", "teamleader-secret")
+        # Kept across resets: the routes are bound to this object.
+        if not hasattr(self, "codes"):
+            self.codes = AuthorizationCodes("Teamleader Focus", {self.client[0]: self.client[1]})
         self.tokens: dict[str, float] = {}
         self.refresh_tokens: set[str] = {"teamleader-refresh-1"}
 
@@ -286,6 +289,8 @@ class TeamleaderEmulator(Emulator):
         return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}
 
     def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/oauth2/authorize", self.codes.consent)
+        router.add_post("/oauth2/authorize", self.codes.decide)
         router.add_post("/oauth2/access_token", self.access_token)
         actions: dict[str, Callable[[dict[str, Any]], Awaitable[web.Response]]] = {
             "/projects-v2/projects.list": self.projects_list,
@@ -342,6 +347,15 @@ class TeamleaderEmulator(Emulator):
         self.count("token_requests")
         if (data.get("client_id"), data.get("client_secret")) != self.client:
             return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+        if data.get("grant_type") == "authorization_code":
+            refused = self.codes.redeem(data)
+            if refused:
+                return json_response({"error": refused, "error_description": "The authorization code is invalid."}, 400)
+            self.count("code_exchanges")
+            access, new_refresh = self.issue_tokens()
+            return json_response(
+                {"token_type": "Bearer", "expires_in": TOKEN_TTL_S, "access_token": access, "refresh_token": new_refresh}
+            )
         if data.get("grant_type") != "refresh_token":
             return json_response({"error": "unsupported_grant_type"}, 400)
         refresh = data.get("refresh_token", "")

@@ -368,13 +368,21 @@ class Pagination:
 # --------------------------------------------------------------------------- auth
 @dataclass(frozen=True)
 class ContextField:
-    """One key of an integrated account's `context` (credentials or instance settings)."""
+    """One key of an integrated account's `context` (credentials or instance settings).
+
+    `form` puts the key on the hosted connect page's form (`label` names the input, `where`
+    tells the user where to find the value); a secret is a password input. A provider with no
+    `form` key is connected by OAuth only.
+    """
 
     name: str
     description: str
     required: bool = True
     secret: bool = False
     default: Any = None
+    form: bool = False
+    label: str | None = None
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +392,10 @@ class Auth:
     Schemes: `bearer` (token from `token_key`), `basic` (`username_key`, `password_key`;
     a missing password key means an empty password), `oauth2` (bearer access token that is
     refreshed at `token_url` with the refresh token, rotating it when the provider does).
+
+    `authorize_url` (with `scopes`, joined by `scope_separator`, and `pkce` when the provider
+    supports RFC 7636) lets the hosted connect page run the authorization-code flow; the code
+    is exchanged at `token_url`.
     """
 
     scheme: Literal["bearer", "basic", "oauth2"]
@@ -392,6 +404,10 @@ class Auth:
     password_key: str | None = None
     token_url: str | None = None
     refresh_margin_s: int = 120
+    authorize_url: str | None = None
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    pkce: bool = False
 
 
 @dataclass(frozen=True)
@@ -543,6 +559,16 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+
+    @property
+    def form_fields(self) -> tuple[ContextField, ...]:
+        """The context keys the hosted connect page asks the user for (API-key connects)."""
+        return tuple(c for c in self.context if c.form)
+
+    @property
+    def oauth_connect(self) -> bool:
+        """Whether the hosted connect page can run this provider's authorization-code flow."""
+        return self.auth.scheme == "oauth2" and bool(self.auth.authorize_url and self.auth.token_url)
 
     def field(self, unified: str) -> Field | None:
         for f in self.fields:

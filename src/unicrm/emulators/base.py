@@ -225,6 +225,14 @@ class Emulator:
         """The unicrm integrated-account context that authenticates against this emulator."""
         return {"base_url": base_url}
 
+    def personal_credentials(self, base_url: str) -> dict[str, Any]:
+        """What a user would paste on the connect page's form (default: the ready context)."""
+        return self.context(base_url)
+
+    def oauth_client(self) -> tuple[str, str] | None:
+        """The OAuth app (client id, secret) registered with this emulator, if it has an authorize endpoint."""
+        return None
+
     def error_response(self, status: int, message: str) -> web.Response:
         """The provider's error body for a given status (used by injected faults)."""
         return json_response({"message": message}, status)

@@ -135,6 +135,12 @@ class CapsuleEmulator(Emulator):
         }
 
     # ------------------------------------------------------------------ provider specifics
+    def personal_credentials(self, base_url: str) -> dict[str, Any]:
+        return {"base_url": base_url, "access_token": "capsule-personal-token"}
+
+    def oauth_client(self) -> tuple[str, str] | None:
+        return self.client
+
     def error_response(self, status: int, message: str) -> web.Response:
         return json_response({"message": message}, status)
 

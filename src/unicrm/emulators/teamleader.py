@@ -276,6 +276,9 @@ class TeamleaderEmulator(Emulator):
         if access_token in self.tokens:
             self.tokens[access_token] = time.time() - 1
 
+    def oauth_client(self) -> tuple[str, str] | None:
+        return self.client
+
     def error_response(self, status: int, message: str) -> web.Response:
         return json_response({"errors": [{"title": message, "status": status}]}, status)
 

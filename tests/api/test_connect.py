@@ -21,8 +21,11 @@ from unicrm.store.database import Store
 
 
 @pytest.fixture(scope="module")
-async def env(_harness: Harness) -> ConnectEnv:
-    return await make_connect_env(_harness, "connect-api")
+async def env(_harness: Harness) -> AsyncIterator[ConnectEnv]:
+    yield await make_connect_env(_harness, "connect-api")
+    if _harness.session is not None:
+        await _harness.session.close()
+        _harness.session = None
 
 
 @pytest.fixture

@@ -77,6 +77,8 @@ class WebhookReceiver:
     async def start(self) -> WebhookReceiver:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
+        app.router.add_get("/back", self._back)
+        app.router.add_get("/opener", self._opener)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -89,6 +91,29 @@ class WebhookReceiver:
         self.received.append(Received(dict(request.headers), await request.read()))
         status = self.statuses.pop(0) if self.statuses else 200
         return web.Response(status=status, text="ok")
+
+    async def _back(self, request: web.Request) -> web.Response:
+        """The application's page the connect flow returns to."""
+        items = "".join(f"<li>{k}={v}</li>" for k, v in request.query.items())
+        return web.Response(
+            text=f"<!doctype html><title>Back in the app</title><h1>Back in the app</h1><ul>{items}</ul>",
+            content_type="text/html",
+        )
+
+    async def _opener(self, request: web.Request) -> web.Response:
+        """An application page that opens the connect link in a popup and listens for its message."""
+        link = request.query["link"]
+        page = (
+            "<!doctype html><title>waiting</title><button id=open>Connect your CRM</button><script>"
+            f"document.getElementById('open').onclick=function(){{window.open({link!r},'connect','width=480,height=720');}};"
+            "window.addEventListener('message',function(e){if(e.data&&e.data.source==='unicrm'){"
+            "document.title=e.data.event+':'+(e.data.integrated_account_id||e.data.error);}});</script>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    @property
+    def origin(self) -> str:
+        return self.url.rsplit("/", 1)[0]
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -248,6 +248,7 @@ async def test_oauth_deny(env: ConnectEnv, browser: Any) -> None:
     words = page_text(html)
     assert "You did not allow access in Teamleader Focus" in words and "approve access" in words
     assert "https://app.example/done?error=access_denied" in html
+    assert f"/connect?link_token={_token(link)}" in html  # "Try again"
     assert not [a for a in await env.accounts() if a["tenant_id"] == "t-deny"]
     # The link still works: the user may change their mind.
     status, html, _ = await get(browser, link["url"])

@@ -33,12 +33,16 @@ def integration_document(provider: Provider) -> dict[str, Any]:
         props[c.name] = {"type": "string", "description": c.description, "x-secret": c.secret}
         if c.default is not None:
             props[c.name]["default"] = c.default
+        if c.form:
+            # What the hosted connect page asks for, and where the user finds it.
+            props[c.name]["x-connect-form"] = {"label": c.label or c.name, "where": c.where}
     return {
         "name": provider.name,
         "label": provider.label,
         "documentation_link": provider.docs_url,
         "authentication_method": provider.auth.scheme,
         "operations": sorted(provider.endpoints),
+        "connect": {"oauth2_authorization_code": provider.oauth_connect, "form": bool(provider.form_fields)},
         "context_schema": {
             "type": "object",
             "properties": props,

@@ -478,7 +478,7 @@ async def start_oauth(request: Request) -> Response:
         state = _state(request)
         auth = offer.provider.auth
         verifier, challenge = pkce_pair() if auth.pkce else (None, None)
-        nonce = await state.connect.create_state(link.id, offer.provider.name, verifier)
+        nonce = await state.connect.create_state(link.id, offer.provider.name, verifier, token)
         url = authorization_url(
             auth,
             authorize_url=offer.settings.authorize_url or str(auth.authorize_url),
@@ -526,6 +526,8 @@ async def oauth_callback(request: Request) -> Response:
                 "and each sign-in counts once.",
                 "If the CRM is not connected yet, start again from the link.",
                 link=link,
+                link_token=found.link_token,
+                retry=link is not None and link.used_at is None and not link.expired,
             )
         if outcome == "expired":
             raise Problem(
@@ -535,6 +537,8 @@ async def oauth_callback(request: Request) -> Response:
                 "More than 15 minutes passed between leaving for the sign-in page and coming back.",
                 "Start again from the link.",
                 link=link,
+                link_token=found.link_token,
+                retry=link is not None and link.used_at is None and not link.expired,
             )
         if link is None:
             raise _bad_state("The link this sign-in belongs to no longer exists.")
@@ -558,6 +562,8 @@ async def oauth_callback(request: Request) -> Response:
                     f"{label} reports that access was declined, so nothing was connected.",
                     f"To connect, start again and approve access when {label} asks.",
                     link=link,
+                    link_token=found.link_token,
+                    retry=True,
                 )
             description = params.get("error_description") or error
             raise Problem(
@@ -567,6 +573,8 @@ async def oauth_callback(request: Request) -> Response:
                 f"{label} answered with an error: {description}. Nothing was connected.",
                 "Start again from the link; if it keeps failing, tell the application.",
                 link=link,
+                link_token=found.link_token,
+                retry=True,
             )
         code = params.get("code")
         if not code:
@@ -592,7 +600,8 @@ async def oauth_callback(request: Request) -> Response:
                     "Nothing was connected.",
                     "Try again in a few minutes.",
                     link=link,
-                    link_token=None,
+                    link_token=found.link_token,
+                    retry=True,
                 ) from None
             raise Problem(
                 400,
@@ -601,6 +610,8 @@ async def oauth_callback(request: Request) -> Response:
                 f"{label} did not accept the authorization code (HTTP {exc.status}). Nothing was connected.",
                 "Start again from the link; codes are valid for a few minutes and only once.",
                 link=link,
+                link_token=found.link_token,
+                retry=True,
             ) from None
         oauth_context: dict[str, Any] = {
             provider.auth.token_key: tokens["access_token"],

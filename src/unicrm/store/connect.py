@@ -73,6 +73,8 @@ class OAuthState:
     verifier: str | None
     expires_at: datetime
     used_at: datetime | None
+    #: The link token it started from, so the pages after the provider can offer "Try again".
+    link_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ class ConnectStore:
             )
 
     # ------------------------------------------------------------------ OAuth states
-    async def create_state(self, link_id: str, integration: str, verifier: str | None) -> str:
+    async def create_state(self, link_id: str, integration: str, verifier: str | None, link_token: str) -> str:
         """A new single-use nonce for one authorization attempt (signed by the caller)."""
         nonce = secrets.token_urlsafe(24)
         now = _now()
@@ -217,7 +219,7 @@ class ConnectStore:
                     link_token_id=link_id,
                     integration=integration,
                     nonce_hash=token_hash(nonce),
-                    verifier_encrypted=self.box.encrypt({"v": verifier}) if verifier else None,
+                    verifier_encrypted=self.box.encrypt({"v": verifier, "t": link_token}),
                     created_at=now,
                     expires_at=now + STATE_TTL,
                     used_at=None,
@@ -234,9 +236,15 @@ class ConnectStore:
             row = (await conn.execute(select(ConnectStateRow.__table__).where(ConnectStateRow.nonce_hash == digest))).first()
         if row is None:
             return None, "unknown"
-        verifier = self.box.decrypt(row.verifier_encrypted).get("v") if row.verifier_encrypted else None
+        secret = self.box.decrypt(row.verifier_encrypted) if row.verifier_encrypted else {}
         state = OAuthState(
-            row.id, row.link_token_id, row.integration, verifier, _aware(row.expires_at) or _now(), _aware(row.used_at)
+            row.id,
+            row.link_token_id,
+            row.integration,
+            secret.get("v"),
+            _aware(row.expires_at) or _now(),
+            _aware(row.used_at),
+            secret.get("t"),
         )
         if state.used_at is not None:
             return state, "used"

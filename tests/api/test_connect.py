@@ -323,3 +323,73 @@ async def test_oauth_not_offered_without_an_app(env: ConnectEnv, browser: Any, _
     )
     assert status == 404 and "not offered here" in page_text(html)
     assert urlsplit(link["url"]).path == "/connect"
+
+
+async def test_oauth_code_refused_by_the_provider(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-refused", integrations=["teamleader"])
+    consent, params = await _to_consent(env, browser, link, "teamleader")
+    callback = await _decide(browser, consent, params, "approve")
+    await env.harness.control(
+        "teamleader",
+        "script",
+        {"responses": [{"status": 400, "body": {"error": "invalid_grant"}, "match": {"path_contains": "access_token"}}]},
+    )
+    status, html, _ = await get(browser, callback)
+    assert status == 400
+    assert "Teamleader Focus refused to finish the sign-in" in page_text(html) and "HTTP 400" in page_text(html)
+    assert "Try again" in page_text(html)
+    assert not [a for a in await env.accounts() if a["tenant_id"] == "t-refused"]
+
+
+async def test_oauth_state_expires(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-slow", integrations=["teamleader"])
+    consent, params = await _to_consent(env, browser, link, "teamleader")
+    callback = await _decide(browser, consent, params, "approve")
+    store = await Store.open(env.harness.database_url, env.harness.data_dir)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("UPDATE connect_states SET expires_at = '2000-01-01 00:00:00'"))
+    finally:
+        await store.close()
+    status, html, _ = await get(browser, callback)
+    assert status == 400 and "The sign-in took too long" in page_text(html)
+    assert not [a for a in await env.accounts() if a["tenant_id"] == "t-slow"]
+
+
+async def test_a_link_connects_once_even_from_two_windows(env: ConnectEnv) -> None:
+    import asyncio
+
+    link = await env.link(tenant_id="t-race", integrations=["strawblond"])
+    form = {"link_token": _token(link), "api_key": env.paste["strawblond"]["api_key"]}
+    async with aiohttp.ClientSession() as one, aiohttp.ClientSession() as two:
+        results = await asyncio.gather(
+            *(form_post(s, env.harness.base_url + "/connect/strawblond", form) for s in (one, two, one, two))
+        )
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 410, 410, 410], statuses
+    assert len([a for a in await env.accounts() if a["tenant_id"] == "t-race"]) == 1
+
+
+def _api_key_providers() -> list[str]:
+    from unicrm.providers import all_providers
+
+    return [name for name, p in all_providers().items() if p.form_fields]
+
+
+@pytest.mark.parametrize("integration", _api_key_providers())
+async def test_every_api_key_emulator_refuses_a_wrong_key(env: ConnectEnv, browser: Any, integration: str) -> None:
+    """The emulators reject wrong credentials with the provider's 401, which the page puts in plain words."""
+    from unicrm.providers import all_providers
+
+    provider = all_providers()[integration]
+    link = await env.link(tenant_id=f"t-wrong-{integration}", integrations=[integration])
+    values = dict(env.paste[integration])
+    for field_ in provider.form_fields:
+        if field_.secret:
+            values[field_.name] = "wrong-" + str(values.get(field_.name, "x"))
+    status, html, _ = await form_post(
+        browser, env.harness.base_url + f"/connect/{integration}", {"link_token": _token(link), **values}
+    )
+    assert status == 400, page_text(html)
+    assert f"{provider.label} did not accept these credentials" in page_text(html)
+    assert not [a for a in await env.accounts() if a["tenant_id"] == f"t-wrong-{integration}"]

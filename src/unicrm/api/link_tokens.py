@@ -127,3 +127,50 @@ async def create_link_token(request: Request) -> Response:
 
 
 ROUTES = [Route("/link-token", create_link_token, methods=["POST"])]
+
+#: The OpenAPI path items of these routes (merged into /openapi.json).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/link-token": {
+        "post": {
+            "summary": "Create a link to the hosted connect page (single use, 7 days by default)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "tenant_id": {"type": "string", "description": "for a new account"},
+                                "integrated_account_id": {"type": "string", "format": "uuid", "description": "to reconnect"},
+                                "integrations": {"type": "array", "items": {"type": "string"}},
+                                "redirect_uri": {"type": "string", "format": "uri"},
+                                "context": {"type": "object"},
+                                "persist_previous_context": {"type": "boolean"},
+                                "expires_in": {"type": "integer", "minimum": 1, "description": "seconds (unicrm extension)"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "The link",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["link_token", "url", "expires_at"],
+                                "properties": {
+                                    "link_token": {"type": "string"},
+                                    "url": {"type": "string", "format": "uri"},
+                                    "expires_at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    },
+                },
+                **{code: {"$ref": "#/components/responses/Error"} for code in ("400", "401", "404")},
+            },
+        }
+    }
+}

@@ -128,3 +128,50 @@ ROUTES = [
     Route("/webhook/{id}", delete_webhook, methods=["DELETE"]),
     Route("/webhook/{id}/deliveries", list_deliveries, methods=["GET"]),
 ]
+
+_ERRORS = {code: {"$ref": "#/components/responses/Error"} for code in ("400", "401", "404")}
+_WEBHOOK = {"application/json": {"schema": {"type": "object"}}}
+_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "target_url": {"type": "string", "format": "uri"},
+                    "event_types": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+                    "is_active": {"type": "boolean"},
+                },
+            }
+        }
+    }
+}
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
+
+#: The OpenAPI path items of these routes (merged into /openapi.json).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/webhook": {
+        "get": {"summary": "List webhooks", "responses": {"200": {"description": "Webhooks", "content": _WEBHOOK}, **_ERRORS}},
+        "post": {
+            "summary": "Register a webhook for account events (answers its signing secret, once)",
+            "requestBody": {"required": True, **_BODY},
+            "responses": {"201": {"description": "The webhook with its secret", "content": _WEBHOOK}, **_ERRORS},
+        },
+    },
+    "/webhook/{id}": {
+        "get": {"summary": "Get a webhook", "parameters": _ID, "responses": {"200": {"description": "Webhook"}, **_ERRORS}},
+        "patch": {
+            "summary": "Update a webhook",
+            "parameters": _ID,
+            "requestBody": _BODY,
+            "responses": {"200": {"description": "Webhook"}, **_ERRORS},
+        },
+        "delete": {"summary": "Delete a webhook", "parameters": _ID, "responses": {"200": {"description": "{id}"}, **_ERRORS}},
+    },
+    "/webhook/{id}/deliveries": {
+        "get": {
+            "summary": "Recent deliveries of a webhook and their outcome",
+            "parameters": [*_ID, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {"200": {"description": "Deliveries"}, **_ERRORS},
+        }
+    },
+}

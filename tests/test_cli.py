@@ -88,7 +88,7 @@ def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         lines: list[str] = []
-        while sum("-X POST" in line for line in lines) < len(EMULATORS):
+        while not any('"$UNICRM/webhook"' in line for line in lines):
             line = proc.stdout.readline().decode()
             assert line, "the demo stopped before printing its quickstart"
             lines.append(line.rstrip("\n"))
@@ -100,9 +100,12 @@ def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
         )
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr + result.stdout[-2000:]
-        # the last lines are the creates: each printed a unified record with an id
-        created = [json.loads(out) for out in result.stdout.strip().splitlines()[-len(EMULATORS) :]]
+        # then the creates, each printing a unified record with an id; last a link and a webhook
+        outputs = result.stdout.strip().splitlines()
+        created = [json.loads(out) for out in outputs[-len(EMULATORS) - 2 : -2]]
         assert all(record.get("id") for record in created), created
+        link, hook = json.loads(outputs[-2]), json.loads(outputs[-1])
+        assert link["url"].startswith(f"http://127.0.0.1:{port}/connect?link_token=") and hook["secret"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -1,8 +1,9 @@
 """Capsule CRM v2 emulator: projects (`/kases`) and what they refer to.
 
 Held to Capsule's documentation (shared/reference/providers-capsule-insightly-pipeliner.md §1):
-Bearer auth with 401 + `WWW-Authenticate`; OAuth2 refresh at `POST /oauth/token` (rotating the
-refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
+Bearer auth with 401 + `WWW-Authenticate`; OAuth2: the authorization-code grant (consent page
+with Approve / Deny at `GET /oauth/authorise`, codes exchanged once at `POST /oauth/token`) and
+refresh at the same endpoint (rotating the refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
 `embed=tags,fields`; `{"kase": ...}` envelopes; 201 + `Location` on create; partial `PUT`;
 204 on delete; 422 `{"message": "Validation Failed", "errors": [...]}`; 404
 `{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) and

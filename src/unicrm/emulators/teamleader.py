@@ -8,7 +8,10 @@ change only through their idempotent add/remove actions; `projects.close` needs 
 `closing_strategy`, `projects.delete` a `delete_strategy`; errors are `{"errors": [{"title",
 "status"}]}`; rate-limit headers `X-RateLimit-Limit/-Remaining/-Reset` (an ISO timestamp).
 
-OAuth2 (`POST /oauth2/access_token`, form or JSON): access tokens live one hour (an expired
+OAuth2: the authorization-code grant (consent page with Approve / Deny at `GET
+/oauth2/authorize`; a code is single use and valid 10 minutes, exchanged at `POST
+/oauth2/access_token` with the same redirect URI) and refresh (`POST /oauth2/access_token`, form
+or JSON): access tokens live one hour (an expired
 one is a 401), refresh tokens are single use (a used one is 400 `invalid_grant`); each refresh
 is counted in `/_emulator/stats` as `refreshes`.
 

@@ -400,6 +400,10 @@ async def submit_form(request: Request) -> Response:
 async def _finish(request: Request, link: LinkToken, provider: Provider, context: dict[str, Any]) -> Response:
     """Create or reconnect the account, use up the link, and send the browser back."""
     state = _state(request)
+    try:
+        admin.validate_context(provider, context)
+    except ApiError as exc:
+        raise _not_storable(provider, exc, link) from None
     if not await state.connect.consume_link_token(link.id):
         raise Problem(
             410,
@@ -410,6 +414,7 @@ async def _finish(request: Request, link: LinkToken, provider: Provider, context
             link=link,
         )
     reconnected = link.integrated_account_id is not None
+    account = None
     if reconnected:
         assert link.integrated_account_id is not None
         account = await state.store.get_account(link.integrated_account_id, link.environment_id)
@@ -424,9 +429,15 @@ async def _finish(request: Request, link: LinkToken, provider: Provider, context
             )
         if link.persist_previous_context:
             context = {**account.context, **context}
-        account = await admin.replace_credentials(state, account, provider, context)
-    else:
-        account = await admin.new_account(state, link.environment_id, provider, link.tenant_id or "", context)
+    try:
+        if account is not None:
+            account = await admin.replace_credentials(state, account, provider, context)
+        else:
+            account = await admin.new_account(state, link.environment_id, provider, link.tenant_id or "", context)
+    except ApiError as exc:
+        # Nothing was stored: the link stays usable.
+        await state.connect.release_link_token(link.id)
+        raise _not_storable(provider, exc, link) from None
     await state.connect.set_link_result(link.id, account.id)
     target = None
     if link.redirect_uri:
@@ -440,6 +451,17 @@ async def _finish(request: Request, link: LinkToken, provider: Provider, context
         target=target,
         origin=_origin(link.redirect_uri),
         message=message,
+    )
+
+
+def _not_storable(provider: Provider, exc: ApiError, link: LinkToken) -> Problem:
+    return Problem(
+        400,
+        "invalid_details",
+        f"The {provider.label} connection could not be saved",
+        f"unicrm refused these details: {exc.message} Nothing was saved.",
+        "Go back to the application and tell it; it may need to change its settings for this CRM.",
+        link=link,
     )
 
 

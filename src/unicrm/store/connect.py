@@ -195,6 +195,15 @@ class ConnectStore:
             )
         return bool(result.rowcount)
 
+    async def release_link_token(self, link_id: str) -> None:
+        """Undo `consume_link_token` when nothing could be stored after all."""
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(LinkTokenRow)
+                .where(LinkTokenRow.id == link_id, LinkTokenRow.result_account_id.is_(None))
+                .values(used_at=None)
+            )
+
     async def set_link_result(self, link_id: str, account_id: str) -> None:
         """Remember which account a used link connected."""
         async with self.store.engine.begin() as conn:

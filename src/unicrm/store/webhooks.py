@@ -222,6 +222,10 @@ class WebhookStore:
             or_(table.locked_until.is_(None), table.locked_until < now),
         )
         claim_values = {"claim": token, "locked_until": now + CLAIM_FOR}
+        # Every process polls: a read first, so an empty outbox never takes SQLite's write lock.
+        async with self.store.engine.connect() as conn:
+            if (await conn.execute(select(table.id).where(due).limit(1))).first() is None:
+                return []
         async with self.store.engine.begin() as conn:
             if self.store.dialect == "postgresql":
                 ids = (

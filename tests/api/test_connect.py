@@ -72,6 +72,8 @@ async def test_link_token_answer_and_storage(env: ConnectEnv) -> None:
         ({"tenant_id": "a", "context": {"nope": "x"}}, 400, "no offered integration declares"),
         ({"tenant_id": "a", "integrations": ["teamleader"], "context": {"api_key": "x"}}, 400, "api_key"),
         ({"tenant_id": "a", "context": "x"}, 400, "context must be an object"),
+        ({"tenant_id": "a", "integrations": ["strawblond"], "context": {"base_url": "http://169.254.169.254/"}}, 400, "base_url"),
+        ({"tenant_id": "a", "integrations": ["insightly"], "context": {"pod": "evil.example#"}}, 400, "must match"),
         ({"tenant_id": "a", "expires_in": 0}, 400, "expires_in"),
         ({"tenant_id": "a", "colour": "red"}, 400, "Unknown link-token field"),
         ({"integrated_account_id": "not-a-uuid"}, 400, "must be a UUID"),
@@ -393,3 +395,13 @@ async def test_every_api_key_emulator_refuses_a_wrong_key(env: ConnectEnv, brows
     assert status == 400, page_text(html)
     assert f"{provider.label} did not accept these credentials" in page_text(html)
     assert not [a for a in await env.accounts() if a["tenant_id"] == f"t-wrong-{integration}"]
+
+
+async def test_a_typed_value_pointing_elsewhere_is_refused_before_any_call(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-pod", integrations=["insightly"], context={})
+    before = len(await env.harness.provider_requests("insightly"))
+    form = {"link_token": _token(link), "api_key": env.paste["insightly"]["api_key"], "pod": "attacker.example/x"}
+    status, html, _ = await form_post(browser, env.harness.base_url + "/connect/insightly", form)
+    assert status == 400 and "These details do not fit" in page_text(html) and "pod" in page_text(html)
+    assert len(await env.harness.provider_requests("insightly")) == before
+    assert not [a for a in await env.accounts() if a["tenant_id"] == "t-pod"]

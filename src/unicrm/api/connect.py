@@ -30,6 +30,7 @@ from starlette.routing import Route
 from unicrm.api import admin
 from unicrm.api.link_tokens import public_base_url
 from unicrm.api.state import AppState
+from unicrm.engine.context import check_context
 from unicrm.engine.errors import ApiError
 from unicrm.outbound.auth import ExchangeFailed, authorization_url, exchange_code, pkce_pair
 from unicrm.providers.declaration import Provider
@@ -369,6 +370,7 @@ async def submit_form(request: Request) -> Response:
         state = _state(request)
         try:
             admin.validate_context(provider, context)
+            check_context(provider, state.engine.destinations[provider.name], context)
             await state.engine.probe(provider.name, context)
         except ApiError as exc:
             problem = (
@@ -605,6 +607,7 @@ async def oauth_callback(request: Request) -> Response:
         try:
             tokens = await exchange_code(
                 state.pool,
+                state.engine.destinations[provider.name],
                 token_url=token_url,
                 code=code,
                 redirect_uri=_callback_url(request),
@@ -612,6 +615,16 @@ async def oauth_callback(request: Request) -> Response:
                 client_secret=str(settings.client_secret),
                 code_verifier=found.verifier,
             )
+        except ApiError as exc:
+            # The token URL is outside the origins calls may reach (the operator's setting).
+            raise Problem(
+                400,
+                "oauth_failed",
+                f"Signing in with {label} is not set up correctly",
+                f"unicrm refused to call the token endpoint: {exc.message}",
+                "Tell the application; its OAuth settings for this CRM need fixing.",
+                link=link,
+            ) from None
         except ExchangeFailed as exc:
             if exc.kind == "unreachable":
                 raise Problem(

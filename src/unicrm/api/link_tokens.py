@@ -21,6 +21,7 @@ from starlette.routing import Route
 from unicrm.api.admin import _json_body, account_id_or_400
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
+from unicrm.engine.context import check_context
 from unicrm.engine.errors import bad_request, not_found
 from unicrm.store.connect import LINK_TOKEN_TTL
 
@@ -102,6 +103,12 @@ async def create_link_token(request: Request) -> Response:
     stray = sorted(k for k in context if k not in declared)
     if stray:
         raise bad_request(f"Context key(s) no offered integration declares: {', '.join(stray)}. See GET /integration.")
+    # The same bounds and destinations as an account's context, per integration that would get the keys.
+    for name in integrations or list(providers):
+        provider = providers[name]
+        subset = {c.name: context[c.name] for c in provider.context if c.name in context and context[c.name] is not None}
+        if subset:
+            check_context(provider, state.engine.destinations[name], subset)
     ttl = LINK_TOKEN_TTL
     if body.get("expires_in") is not None:
         seconds = body["expires_in"]

@@ -10,6 +10,7 @@ from unicrm.api.auth import TokenAuthenticator
 from unicrm.api.webhook_worker import Events, WebhookSender
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
 from unicrm.store.connect import ConnectStore
@@ -32,8 +33,10 @@ class AppState:
     events: Events
 
     @classmethod
-    def build(cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None) -> AppState:
-        pool = SessionPool(timeouts)
+    def build(
+        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, policy: OriginPolicy | None = None
+    ) -> AppState:
+        pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
         webhooks = WebhookStore(store)
         sender = WebhookSender(webhooks)

@@ -337,6 +337,7 @@ PROVIDER = Provider(
             form=True,
             label="Pod",
             where="The part after api. in the API URL shown under User Settings → API (na1, eu1, ...).",
+            pattern=r"[a-z]{2}[0-9]{1,2}",
         ),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
     ),

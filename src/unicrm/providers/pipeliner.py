@@ -175,6 +175,7 @@ PROVIDER = Provider(
             form=True,
             label="Region",
             where="The first part of the Service URL shown with the API access (us-east, eu-central, ...).",
+            pattern="us-east|eu-central|ca-central|ap-southeast",
         ),
         ContextField("default_currency", "Currency code of the default revenue goal (default EUR)", required=False),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),

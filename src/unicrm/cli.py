@@ -371,7 +371,13 @@ async def _demo(args: argparse.Namespace) -> None:
     config = uvicorn.Config(
         # The demo's accounts point at its emulators on loopback: allow exactly those origins.
         create_app(
-            ServerConfig(database_url=database_url, data_dir=data_dir, allow_origins=tuple(r.origin for r in running.values()))
+            ServerConfig(
+                database_url=database_url,
+                data_dir=data_dir,
+                allow_origins=tuple(r.origin for r in running.values()),
+                # A demo's webhook receiver is usually on this machine.
+                webhook_private_targets=True,
+            )
         ),
         host=args.host,
         port=args.port,

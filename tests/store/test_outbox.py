@@ -93,7 +93,7 @@ async def test_deliveries_survive_a_restart(database_url: str, tmp_path: Path) -
         await WebhookStore(store).enqueue(env, "integrated_account:created", {"id": "before-restart"})
         await store.close()  # the server stops before sending
         restarted = await Store.open(database_url, tmp_path)
-        sender = WebhookSender(WebhookStore(restarted), poll_s=0.05)
+        sender = WebhookSender(WebhookStore(restarted), poll_s=0.05, private_targets=True)
         await sender.start()
         try:
             (got,) = await receiver.wait_for(1)
@@ -108,5 +108,36 @@ async def test_deliveries_survive_a_restart(database_url: str, tmp_path: Path) -
         assert verify_signature(hook.secret, got.body, got.headers["X-Unicrm-Signature"])
         assert row["status"] == "delivered" and row["attempts"] == 1
         await restarted.close()
+    finally:
+        await receiver.stop()
+
+
+async def test_a_private_target_is_refused_unless_allowed(store: Store) -> None:
+    """Like provider calls, deliveries reach only public addresses unless the operator allows the origin."""
+    from unicrm.outbound.policy import OriginPolicy
+
+    receiver = await WebhookReceiver().start()
+    try:
+        env = await store.ensure_environment("default")
+        hooks = WebhookStore(store)
+        hook = await hooks.create(env, receiver.url.replace("127.0.0.1", "localhost"), None)
+        await hooks.enqueue(env, "integrated_account:created", {"id": "x"})
+        sender = WebhookSender(hooks, poll_s=0.05)
+        await sender.start()
+        try:
+            assert await sender.run_once() == 1
+        finally:
+            await sender.stop()
+        (row,) = await hooks.deliveries(hook.id)
+        assert row["status"] == "pending" and "non-public address" in row["last_error"] and not receiver.received
+        # The same endpoint once its origin is allowed.
+        await _due_now(store)
+        allowed = WebhookSender(hooks, poll_s=0.05, policy=OriginPolicy([receiver.origin.replace("127.0.0.1", "localhost")]))
+        await allowed.start()
+        try:
+            assert await allowed.run_once() == 1
+        finally:
+            await allowed.stop()
+        assert len(receiver.received) == 1
     finally:
         await receiver.stop()

@@ -42,6 +42,9 @@ class ServerConfig:
     public_url: str | None = None
     #: Run the webhook sender in this process (every server does by default).
     send_webhooks: bool = True
+    #: Webhook endpoints may resolve to private addresses (a local receiver); env
+    #: UNICRM_WEBHOOK_PRIVATE_TARGETS=1. Otherwise only origins allowed with --allow-origin may.
+    webhook_private_targets: bool = field(default_factory=lambda: os.environ.get("UNICRM_WEBHOOK_PRIVATE_TARGETS") == "1")
     #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
     #: server adds those of `UNICRM_ALLOW_ORIGINS`.
     allow_origins: tuple[str, ...] = ()
@@ -95,7 +98,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
-        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts, policy)
+        app.state.unicrm = AppState.build(
+            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, config.webhook_private_targets
+        )
         await app.state.unicrm.accounts.start()
         if config.send_webhooks:
             await app.state.unicrm.sender.start()

@@ -34,12 +34,17 @@ class AppState:
 
     @classmethod
     def build(
-        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, policy: OriginPolicy | None = None
+        cls,
+        store: Store,
+        cursor_secret: bytes,
+        timeouts: Timeouts | None = None,
+        policy: OriginPolicy | None = None,
+        webhook_private_targets: bool = False,
     ) -> AppState:
         pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
         webhooks = WebhookStore(store)
-        sender = WebhookSender(webhooks)
+        sender = WebhookSender(webhooks, policy=policy, private_targets=webhook_private_targets)
         events = Events(webhooks, sender)
         gateway = StoreGateway(store, accounts, events)
         engine = Engine(all_providers(), pool, gateway, CursorCodec(cursor_secret))

@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from unicrm.outbound.policy import GuardedResolver, OriginPolicy, RefusedAddress
 from unicrm.store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger("unicrm.webhooks")
@@ -58,17 +59,32 @@ def verify_signature(secret: str, body: bytes, header: str, *, now: float | None
 
 
 class WebhookSender:
-    """The per-process delivery loop."""
+    """The per-process delivery loop.
 
-    def __init__(self, webhooks: WebhookStore, poll_s: float = 1.0) -> None:
+    An endpoint may only resolve to public addresses (like provider calls: no SSRF into the
+    server's network) unless the operator allowed its origin (`--allow-origin`) or private
+    targets altogether (`private_targets`, env `UNICRM_WEBHOOK_PRIVATE_TARGETS=1`).
+    """
+
+    def __init__(
+        self, webhooks: WebhookStore, poll_s: float = 1.0, policy: OriginPolicy | None = None, private_targets: bool = False
+    ) -> None:
         self.webhooks = webhooks
         self.poll_s = poll_s
+        self.policy = policy or OriginPolicy()
+        self.private_targets = private_targets
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._guarded: aiohttp.ClientSession | None = None
+
+    def allows_private(self, url: str) -> bool:
+        return self.private_targets or self.policy.explicitly_allowed(url)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S))
+        timeout = aiohttp.ClientTimeout(total=SEND_TIMEOUT_S)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._guarded = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(resolver=GuardedResolver()))
         self._task = asyncio.create_task(self._run(), name="unicrm-webhooks")
 
     async def stop(self) -> None:
@@ -77,9 +93,10 @@ class WebhookSender:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._guarded):
+            if session is not None:
+                await session.close()
+        self._session = self._guarded = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -108,7 +125,8 @@ class WebhookSender:
         return len(batch)
 
     async def _deliver(self, delivery: Delivery) -> None:
-        assert self._session is not None
+        session = self._session if self.allows_private(delivery.target_url) else self._guarded
+        assert session is not None
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "unicrm",
@@ -119,13 +137,20 @@ class WebhookSender:
         status: int | None = None
         error: str | None = None
         try:
-            async with self._session.post(
-                delivery.target_url, data=delivery.body, headers=headers, allow_redirects=False
-            ) as resp:
+            async with session.post(delivery.target_url, data=delivery.body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
                 await resp.read()
             if not 200 <= status < 300:
                 error = f"the endpoint answered HTTP {status}"
+        except RefusedAddress:
+            error = "refused: the endpoint resolves to a non-public address (allow its origin with --allow-origin)"
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, RefusedAddress) or "non-public" in str(exc)
+            error = (
+                "refused: the endpoint resolves to a non-public address (allow its origin with --allow-origin)"
+                if refused
+                else f"no answer from the endpoint ({type(exc).__name__})"
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"no answer from the endpoint ({type(exc).__name__})"
         await self.webhooks.settle(delivery, ok=error is None, status=status, error=error)

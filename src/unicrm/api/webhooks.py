@@ -19,6 +19,7 @@ from unicrm.api.admin import _json_body
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.errors import bad_request, not_found
+from unicrm.outbound.policy import is_ip_literal, is_public
 from unicrm.store.webhooks import EVENT_TYPES, Webhook
 
 
@@ -26,9 +27,15 @@ def _state(request: Request) -> AppState:
     return request.app.state.unicrm
 
 
-def check_target_url(value: Any) -> str:
+def check_target_url(value: Any, state: AppState | None = None) -> str:
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
         raise bad_request(f"target_url must be an absolute http or https URL; got {value!r}.")
+    host = urlsplit(value).hostname or ""
+    if state is not None and is_ip_literal(host) and not is_public(host.strip("[]")) and not state.sender.allows_private(value):
+        raise bad_request(
+            f"target_url points at a non-public address ({host}); allow its origin with --allow-origin "
+            "(or UNICRM_WEBHOOK_PRIVATE_TARGETS=1 for local receivers)."
+        )
     return value
 
 
@@ -67,7 +74,7 @@ async def create_webhook(request: Request) -> Response:
     if not isinstance(is_active, bool):
         raise bad_request("is_active must be true or false.")
     webhook = await state.webhooks.create(
-        environment, check_target_url(body.get("target_url")), check_event_types(body.get("event_types")), is_active
+        environment, check_target_url(body.get("target_url"), state), check_event_types(body.get("event_types")), is_active
     )
     return JSONResponse(webhook.document(with_secret=True), status_code=201)
 
@@ -96,7 +103,7 @@ async def update_webhook(request: Request) -> Response:
     updated = await _state(request).webhooks.update(
         webhook.id,
         environment,
-        target_url=check_target_url(body["target_url"]) if "target_url" in body else None,
+        target_url=check_target_url(body["target_url"], _state(request)) if "target_url" in body else None,
         event_types=check_event_types(body["event_types"]) if "event_types" in body else ...,
         is_active=is_active,
     )

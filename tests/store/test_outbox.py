@@ -123,7 +123,7 @@ async def test_a_private_target_is_refused_unless_allowed(store: Store) -> None:
         hook = await hooks.create(env, receiver.url.replace("127.0.0.1", "localhost"), None)
         await hooks.enqueue(env, "integrated_account:created", {"id": "x"})
         sender = WebhookSender(hooks, poll_s=0.05)
-        await sender.start()
+        await sender.start(run_loop=False)
         try:
             assert await sender.run_once() == 1
         finally:
@@ -133,7 +133,7 @@ async def test_a_private_target_is_refused_unless_allowed(store: Store) -> None:
         # The same endpoint once its origin is allowed.
         await _due_now(store)
         allowed = WebhookSender(hooks, poll_s=0.05, policy=OriginPolicy([receiver.origin.replace("127.0.0.1", "localhost")]))
-        await allowed.start()
+        await allowed.start(run_loop=False)
         try:
             assert await allowed.run_once() == 1
         finally:

@@ -81,11 +81,13 @@ class WebhookSender:
     def allows_private(self, url: str) -> bool:
         return self.private_targets or self.policy.explicitly_allowed(url)
 
-    async def start(self) -> None:
+    async def start(self, *, run_loop: bool = True) -> None:
+        """Open the HTTP sessions and (unless `run_loop` is false: tests call `run_once`) start the loop."""
         timeout = aiohttp.ClientTimeout(total=SEND_TIMEOUT_S)
         self._session = aiohttp.ClientSession(timeout=timeout)
         self._guarded = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(resolver=GuardedResolver()))
-        self._task = asyncio.create_task(self._run(), name="unicrm-webhooks")
+        if run_loop:
+            self._task = asyncio.create_task(self._run(), name="unicrm-webhooks")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from tests.connect_support import ConnectEnv, form_post, get, make_connect_env, page_text, query_of
+from tests.connect_support import ConnectEnv, form_post, get, make_connect_env, needs_reauth_account, page_text, query_of
 from tests.harness import Harness
 from unicrm.store.database import Store
 
@@ -285,22 +285,7 @@ async def test_oauth_provider_down_at_code_exchange(env: ConnectEnv, browser: An
 
 
 async def test_reconnect_needs_reauth_account_keeps_its_id(env: ConnectEnv, browser: Any) -> None:
-    # An account whose refresh token the provider no longer honours.
-    teamleader = env.harness.emulators["teamleader"]
-    context = dict(teamleader.context)
-    context["refresh_token"] = "revoked-refresh"
-    context["expires_at"] = 1
-    created = await env.harness.call(
-        "POST",
-        "/integrated-account",
-        json={"integration": "teamleader", "tenant_id": "t-reauth", "context": context},
-        token=env.token,
-    )
-    account_id = created.json()["id"]
-    failed = await env.harness.call("GET", "/unified/crm/projects", query={"integrated_account_id": account_id}, token=env.token)
-    assert failed.status == 401
-    got = await env.harness.call("GET", f"/integrated-account/{account_id}", token=env.token)
-    assert got.json()["status"] == "needs_reauth"
+    account_id = await needs_reauth_account(env, "teamleader", "t-reauth")
     link = await env.link(integrated_account_id=account_id)
     status, html, _ = await get(browser, link["url"])
     assert "Reconnect Teamleader Focus" in page_text(html)

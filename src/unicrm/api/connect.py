@@ -143,12 +143,16 @@ def spent_link(link: LinkToken, *, signing_in: bool = False) -> Problem:
             "If you need to connect again, ask the application for a new link.",
             link=link,
         )
-    when = "expired while you were signing in" if signing_in else "is past the time connect links work for"
+    what = (
+        "The link expired while you were signing in."
+        if signing_in
+        else "Connect links work for a limited time, and this one is past it."
+    )
     return Problem(
         410,
         "link_expired",
         "This link has expired",
-        f"This link {when}. Nothing was connected.",
+        f"{what} Nothing was connected.",
         "Go back to the application and ask for a new link.",
         link=link,
     )

@@ -413,7 +413,9 @@ def secret_forms(raw: frozenset[str]) -> tuple[tuple[str, ...], tuple[bytes, ...
     for secret in raw:
         if len(secret) < MIN_SECRET_LENGTH:
             continue
-        variants.update({secret, orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)})
+        escaped = orjson.dumps(secret).decode()[1:-1]
+        # `\/` too: some JSON encoders (PHP's among them) escape the slash.
+        variants.update({secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe=""), quote_plus(secret)})
     ordered = tuple(sorted(variants, key=len, reverse=True))
     return ordered, tuple(v.encode() for v in ordered)
 

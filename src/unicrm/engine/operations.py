@@ -128,6 +128,21 @@ class Engine:
             out[lookup.name] = table
         return out
 
+    async def probe(self, integration: str, context: Mapping[str, Any]) -> None:
+        """One read-only call with these credentials (the first project of the first page).
+
+        Raises the `ApiError` the provider's answer maps to (401 for rejected credentials).
+        Nothing is stored: the probe's gateway refreshes in memory and marks no account.
+        """
+        provider = self.providers[integration]
+        endpoint = provider.endpoints["list"]
+        paginator = self.paginators[integration]
+        destinations = self.destinations[integration]
+        call = ProviderCall(
+            provider, self.mappings[integration], "probe", dict(context), self.pool, _ProbeGateway(), destinations
+        )
+        await call.call(endpoint, params=paginator.params(paginator.first(), 1))
+
     def forget_account(self, account_id: str) -> None:
         """Drop cached reference data of an account (its context changed)."""
         for key in [k for k in self._lookups if k[0] == account_id]:
@@ -478,6 +493,21 @@ class Engine:
             "truto_skip_api_call": True,
             "request": {"url": planned.url, **_options(planned)},
         }
+
+
+class _ProbeGateway:
+    """The gateway of a credential probe: no account exists yet, so nothing is persisted."""
+
+    async def refresh_context(
+        self,
+        account_id: str,
+        needs: Callable[[dict[str, Any]], bool],
+        refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        raise ApiError(401, "These OAuth credentials need a refresh before use; connect again.", remote=True)
+
+    async def mark_needs_reauth(self, account_id: str, message: str) -> None:
+        return None
 
 
 def destinations_of(provider: Provider, policy: OriginPolicy) -> Destinations:

@@ -160,7 +160,14 @@ PROVIDER = Provider(
     docs_url="https://www.planhat.com/developers/api/project",
     base_url="https://api.planhat.com",
     context=(
-        ContextField("api_token", "API access token of a Planhat service account (Settings → Service Accounts)", secret=True),
+        ContextField(
+            "api_token",
+            "API access token of a Planhat service account (Settings → Service Accounts)",
+            secret=True,
+            form=True,
+            label="API access token",
+            where="In Planhat: Settings → Service Accounts → your service account → Generate token (shown once).",
+        ),
         ContextField(
             "base_url",
             "API base URL override (a regional host such as https://api-us4.planhat.com, a proxy, an emulator)",

@@ -393,7 +393,7 @@ async def _demo(args: argparse.Namespace) -> None:
             raise SystemExit(f"the server did not start on {args.host}:{args.port}")
         await asyncio.sleep(0.05)
     base_url = f"http://{args.host}:{args.port}"
-    examples = {name: await _example_body(base_url, token, name, account_id) for name, account_id in accounts.items()}
+    examples = {name: await example_body(base_url, token, name, account_id) for name, account_id in accounts.items()}
     connect_url = f"{base_url}/connect?{urlencode({'link_token': link_token})}"
     if args.json:
         print(
@@ -414,7 +414,7 @@ async def _demo(args: argparse.Namespace) -> None:
             temp.cleanup()
 
 
-async def _example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
+async def example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
     """A create body that works for this account: its required fields copied from a sample project."""
     import aiohttp
 

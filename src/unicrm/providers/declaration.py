@@ -345,6 +345,20 @@ class Endpoint:
         return self.method == "GET" if self.safe is None else self.safe
 
 
+@dataclass(frozen=True)
+class ExternalReference:
+    """A key of the caller's that a created record can carry and be found by (Planhat's `externalId`).
+
+    On a create with an Idempotency-Key, the engine writes a reference derived from the key to
+    `write_path` (unless the body already sets it) and, when the answer is lost, reads
+    `lookup` (`{id}` is the reference): found means the create happened, so it completes
+    instead of answering an unknown outcome.
+    """
+
+    write_path: str
+    lookup: Endpoint
+
+
 # --------------------------------------------------------------------------- pagination
 @dataclass(frozen=True)
 class Pagination:
@@ -582,6 +596,9 @@ class Provider:
     #: Origins of the real API besides those of `base_url` and `auth.token_url` (regional or
     #: renamed hosts an account may set as its `base_url`); `*.` may be a host's first label.
     origins: tuple[str, ...] = ()
+    #: How a lost create's outcome can be settled, when the provider lets a record carry a
+    #: searchable reference of ours.
+    external_reference: ExternalReference | None = None
 
     def origin_templates(self) -> tuple[str, ...]:
         """Every declared origin, `{key}` host parts still templated."""

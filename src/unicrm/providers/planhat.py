@@ -42,6 +42,7 @@ from unicrm.providers.declaration import (
     Difference,
     Endpoint,
     Errors,
+    ExternalReference,
     Field,
     FieldError,
     IdString,
@@ -218,6 +219,8 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
     lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
     truto_required_on_create=("name", "account"),
+    # `externalId` is keyable: GET /projects/extid-<externalId> finds a create whose answer was lost.
+    external_reference=ExternalReference("externalId", Endpoint("GET", "/projects/extid-{id}")),
     # Regional hosts (api-us4.planhat.com ...) are Planhat's own.
     origins=("https://*.planhat.com",),
     differences=(

@@ -390,3 +390,19 @@ async def test_a_typed_value_pointing_elsewhere_is_refused_before_any_call(env: 
     assert status == 400 and "These details do not fit" in page_text(html) and "pod" in page_text(html)
     assert len(await env.harness.provider_requests("insightly")) == before
     assert not [a for a in await env.accounts() if a["tenant_id"] == "t-pod"]
+
+
+async def test_oauth_token_that_does_not_work_is_not_saved(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-bad-token", integrations=["teamleader"])
+    consent, params = await _to_consent(env, browser, link, "teamleader")
+    callback = await _decide(browser, consent, params, "approve")
+    # The provider issues tokens, then refuses the first read (a revoked app, a missing scope).
+    await env.harness.control(
+        "teamleader",
+        "script",
+        {"responses": [{"status": 401, "body": {"errors": [{"title": "nope"}]}, "match": {"path_contains": "projects.list"}}]},
+    )
+    status, html, _ = await get(browser, callback)
+    assert status == 400
+    assert "gave a token that does not work" in page_text(html) and "Nothing was connected" in page_text(html)
+    assert not [a for a in await env.accounts() if a["tenant_id"] == "t-bad-token"]

@@ -666,6 +666,22 @@ async def oauth_callback(request: Request) -> Response:
         if settings.token_url:
             oauth_context["token_url"] = settings.token_url
         context = _context_for(provider, settings.context, link.context, oauth_context)
+        try:
+            # The new token must work before it is saved: one read, like a typed key.
+            await state.engine.probe(provider.name, context)
+        except ApiError as exc:
+            words = _probe_problem(provider, exc)
+            raise Problem(
+                502 if words["code"] == "provider_unavailable" else 400,
+                words["code"] if words["code"] == "provider_unavailable" else "oauth_failed",
+                f"{label} gave a token that does not work" if exc.status == 401 else words["title"],
+                f"{label} signed you in, but refused the first read with the new access (HTTP {exc.status}). "
+                "Nothing was connected.",
+                "Try again; if it keeps failing, tell the application.",
+                link=link,
+                link_token=found.link_token,
+                retry=True,
+            ) from None
         return await _finish(request, link, provider, context)
     except Problem as problem:
         return problem_page(problem)

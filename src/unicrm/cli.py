@@ -276,7 +276,14 @@ def _coverage(args: argparse.Namespace) -> int:
     from unicrm.engine.meta import coverage_markdown
     from unicrm.providers import all_providers
 
-    text = coverage_markdown({n: compile_mapping(p) for n, p in all_providers().items()})
+    providers = all_providers()
+    resources: dict[str, dict[str, Any]] = {}
+    for n, p in providers.items():
+        for name in p.resources:
+            view = p.for_resource(name)
+            assert view is not None
+            resources.setdefault(name, {})[n] = compile_mapping(view)
+    text = coverage_markdown({n: compile_mapping(p) for n, p in providers.items()}, resources)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:

@@ -177,15 +177,19 @@ def is_person(record: Mapping[str, Any]) -> bool:
     return record.get("type") == "person"
 
 
-def _rows(record: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    rows = record.get(key)
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+# These run for every party of every list page: plain loops, `__class__ is dict` rather than
+# isinstance, and an early return for the (common) empty collections.
+def _sid(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("addresses")
+    if not rows or rows.__class__ is not list:
+        return []
     return [
         {
-            "id": None if a.get("id") is None else str(a["id"]),
+            "id": _sid(a.get("id")),
             "street_1": a.get("street"),
             "street_2": None,
             "city": a.get("city"),
@@ -194,32 +198,43 @@ def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
             "country": a.get("country"),
             "type": a.get("type"),
         }
-        for a in _rows(record, "addresses")
+        for a in rows
+        if a.__class__ is dict
     ]
 
 
 def read_phone_numbers(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("phoneNumbers")
+    if not rows or rows.__class__ is not list:
+        return []
     return [
-        {"id": None if p.get("id") is None else str(p["id"]), "number": p.get("number"), "extension": None, "type": p.get("type")}
-        for p in _rows(record, "phoneNumbers")
+        {"id": _sid(p.get("id")), "number": p.get("number"), "extension": None, "type": p.get("type")}
+        for p in rows
+        if p.__class__ is dict
     ]
 
 
 def read_email_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [
-        {"id": None if e.get("id") is None else str(e["id"]), "email": e.get("address"), "type": e.get("type")}
-        for e in _rows(record, "emailAddresses")
-    ]
+    rows = record.get("emailAddresses")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [{"id": _sid(e.get("id")), "email": e.get("address"), "type": e.get("type")} for e in rows if e.__class__ is dict]
 
 
 def read_urls(record: Mapping[str, Any], lookups: Lookups) -> Any:
     # Capsule's websites carry a service (URL, TWITTER, LINKEDIN, ...) and the address as typed.
-    return [{"url": w.get("url") or w.get("address"), "type": w.get("service")} for w in _rows(record, "websites")]
+    rows = record.get("websites")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [{"url": w.get("url") or w.get("address"), "type": w.get("service")} for w in rows if w.__class__ is dict]
 
 
 def read_website(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    for site in _rows(record, "websites"):
-        if site.get("service") == "URL":
+    rows = record.get("websites")
+    if not rows or rows.__class__ is not list:
+        return None
+    for site in rows:
+        if site.__class__ is dict and site.get("service") == "URL":
             return site.get("url") or site.get("address")
     return None
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.engine.proxy import Proxy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
 from unicrm.store.database import Store
@@ -23,6 +24,10 @@ class AppState:
     accounts: AccountCache
     auth: TokenAuthenticator
     pool: SessionPool
+    proxy: Proxy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proxy = Proxy(self.engine)
 
     @classmethod
     def build(cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None) -> AppState:

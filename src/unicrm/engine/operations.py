@@ -113,6 +113,11 @@ class Engine:
             can = ", ".join(o for o in ("list", "get", "create", "update", "delete") if o in provider.endpoints)
             suffix = "" if resource == "projects" else f" It supports: {can}."
             raise ApiError(405, f"{provider.label} does not support {op} for {resource}.{suffix}")
+        mapping = self.resource_mappings[(provider.name, resource)]
+        return provider, mapping, self.call_for(account, provider, mapping)
+
+    def call_for(self, account: AccountLike, provider: Provider, mapping: CompiledMapping) -> ProviderCall:
+        """The account's calls to its provider (credentials, refresh, errors), unless it needs reauth."""
         if account.status == "needs_reauth":
             raise ApiError(
                 401,
@@ -121,12 +126,7 @@ class Engine:
                 remote=True,
             )
         secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
-        mapping = self.resource_mappings[(provider.name, resource)]
-        return (
-            provider,
-            mapping,
-            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets),
-        )
+        return ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets)
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
         if not provider.lookups:

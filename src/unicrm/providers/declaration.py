@@ -574,6 +574,9 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+    #: The path under the base URL that proxy resource names are relative to (`/entities`
+    #: makes `/proxy/Accounts` call `<base>/entities/Accounts`).
+    proxy_prefix: str = ""
     #: Unified resources besides projects, by route name (`users`, `accounts`, ...).
     resources: Mapping[str, Resource] = field(default_factory=dict)
     #: Which resource this declaration's top-level endpoints and fields are (set by `for_resource`).

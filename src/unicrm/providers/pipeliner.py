@@ -143,6 +143,7 @@ PROVIDER = Provider(
     label="Pipeliner CRM",
     docs_url="https://developers.pipelinersales.com/api-docs/",
     base_url="https://{region}.api.pipelinersales.com/api/v100/rest/spaces/{space_id}",
+    proxy_prefix="/entities",
     context=(
         ContextField("username", "API application user name (Administration → Applications)", secret=True),
         ContextField("password", "API application password", secret=True),

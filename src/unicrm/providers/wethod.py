@@ -277,6 +277,7 @@ PROVIDER = Provider(
     label="Wethod",
     docs_url="https://docs.wethod.com/reference/create-project",
     base_url="https://api.wethod.com",
+    proxy_prefix="/api",
     context=(
         ContextField("api_token", "Personal API token (Wethod → account settings)", secret=True),
         ContextField("company", "Company slug, e.g. acme for acme.wethod.com (sent as Wethod-Company)"),

@@ -116,7 +116,9 @@ async def proxy_record(request: Request) -> Response:
     account = await _account(request, query)
     method = request.method
     if method == "POST":
-        raise ApiError(405, "POST is not allowed on a proxy record; use GET, PATCH, PUT or DELETE (POST creates on the resource).")
+        raise ApiError(
+            405, "POST is not allowed on a proxy record; use GET, PATCH, PUT or DELETE (POST creates on the resource)."
+        )
     body = await _body(request, required=method in ("PATCH", "PUT")) if method != "GET" else None
     resource, record_id = request.path_params["resource"], request.path_params["id"]
 

@@ -28,9 +28,11 @@ from unicrm.providers.declaration import (
     Lookups,
     NativeFilter,
     Number,
+    Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     full_name,
 )
 
@@ -138,6 +140,130 @@ def field_errors(body: Any) -> list[FieldError]:
     return out
 
 
+# ----------------------------------------------------------------------------- other resources
+# Clients (users), Accounts and Contacts: the entities a project's owner_id, account_id and
+# contact_relations point at. Pipeliner keeps up to five emails and phones as email1..email5 and
+# phone1..phone5, and one postal address as flat fields.
+OWNER = {"expand": "owner"}
+CONTACT_EXPAND = {"expand": "owner,primary_account"}
+
+
+def _numbered(record: Mapping[str, Any], prefix: str) -> list[tuple[int, Any]]:
+    return [(n, record.get(f"{prefix}{n}")) for n in range(1, 6) if record.get(f"{prefix}{n}")]
+
+
+def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return [{"id": None, "number": v, "extension": None, "type": f"phone{n}"} for n, v in _numbered(record, "phone")]
+
+
+def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return [{"id": None, "email": v, "type": f"email{n}"} for n, v in _numbered(record, "email")]
+
+
+def read_address(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    parts = {k: record.get(k) for k in ("address", "city", "state_province", "zip_code", "country")}
+    if not any(parts.values()):
+        return []
+    return [
+        {
+            "id": None,
+            "street_1": parts["address"],
+            "street_2": None,
+            "city": parts["city"],
+            "state": parts["state_province"],
+            "postal_code": parts["zip_code"],
+            "country": parts["country"],
+            "type": None,
+        }
+    ]
+
+
+def read_home_page(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    page = record.get("home_page")
+    return [{"url": page, "type": "home_page"}] if page else []
+
+
+def read_primary_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("primary_account_id")
+    if not ident:
+        return None
+    obj = record.get("primary_account")
+    return {"id": str(ident), "name": obj.get("name") if isinstance(obj, dict) else None}
+
+
+def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def _entity(name: str, query: Mapping[str, Any] | None = None) -> dict[Op, Endpoint]:
+    return {
+        "list": Endpoint("GET", f"/entities/{name}", query=query or {}),
+        "get": Endpoint("GET", f"/entities/{name}/{{id}}", query=query or {}, record_path="data"),
+    }
+
+
+STAMPS = (
+    Field("created_at", read="created", conv=DateTimeFormat()),
+    Field("updated_at", read="modified", conv=DateTimeFormat()),
+)
+ENTITY_FILTERS = (
+    NativeFilter("updated_at", ("gt", "gte", "lt", "lte"), modified_filter("modified")),
+    NativeFilter("created_at", ("gt", "gte", "lt", "lte"), modified_filter("created")),
+)
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_entity("Clients"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read=read_person_name),
+            Field("email", read="email"),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-account",
+        notes=("Pipeliner calls its users Clients; a project's owner_id is a Client id.",),
+    ),
+    "accounts": Resource(
+        endpoints=_entity("Accounts", OWNER),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("description", read="comments"),
+            Field("owner", read=read_owner),
+            Field("website", read="home_page"),
+            Field("addresses", read=read_address),
+            Field("phone_numbers", read=read_phones),
+            Field("urls", read=read_home_page),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles",
+    ),
+    "contacts": Resource(
+        endpoints=_entity("Contacts", CONTACT_EXPAND),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("first_name", read="first_name"),
+            Field("last_name", read="last_name"),
+            Field("name", read=read_person_name),
+            Field("title", read="position"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_primary_account),
+            Field("addresses", read=read_address),
+            Field("email_addresses", read=read_emails),
+            Field("phone_numbers", read=read_phones),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-contact",
+    ),
+}
+
+
 PROVIDER = Provider(
     name="pipeliner",
     label="Pipeliner CRM",
@@ -215,4 +341,5 @@ PROVIDER = Provider(
         "revenue_goal is required by Pipeliner: without amount/currency it defaults to 0 in the account's "
         "default_currency (EUR when unset).",
     ),
+    resources=RESOURCES,
 )

@@ -62,10 +62,12 @@ from unicrm.providers.declaration import (
     Lookup,
     Lookups,
     NativeFilter,
+    Number,
     Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     full_name,
 )
 
@@ -315,6 +317,184 @@ def field_errors(body: Any) -> list[FieldError]:
     return [FieldError(keys.pop(), message)]
 
 
+# ----------------------------------------------------------------------------- other resources
+# Users (a project's OWNER_USER_ID), Organisations and Contacts (its LINKS), Opportunities
+# (OPPORTUNITY_ID and LINKS) and PipelineStages (STAGE_ID): bare arrays paged with skip/top.
+# Names of related records come from the same cached lookups as on projects.
+USERS = Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value="", ttl_s=300)
+ORGANISATIONS = Lookup(
+    "organisations",
+    Endpoint("GET", "/Organisations", query={"brief": "true", "top": MAX_PAGE}),
+    None,
+    key="ORGANISATION_ID",
+    value="ORGANISATION_NAME",
+)
+STAGES = Lookup("stages", Endpoint("GET", "/PipelineStages"), None, key="STAGE_ID", value="STAGE_NAME", ttl_s=3600)
+PIPELINES = Lookup("pipelines", Endpoint("GET", "/Pipelines"), None, key="PIPELINE_ID", value="PIPELINE_NAME", ttl_s=3600)
+_STAMPS = (
+    Field("created_at", read="DATE_CREATED_UTC", conv=DateTimeFormat()),
+    Field("updated_at", read="DATE_UPDATED_UTC", conv=DateTimeFormat()),
+)
+
+
+def read_person(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def read_organisation(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("ORGANISATION_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": lookups.get("organisations", {}).get(str(ident))}
+
+
+def read_pipeline(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("PIPELINE_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": lookups.get("pipelines", {}).get(str(ident))}
+
+
+def read_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("EMAIL_ADDRESS")
+    return [{"id": None, "email": email, "type": None}] if email else []
+
+
+def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    kinds = (("PHONE", "work"), ("PHONE_MOBILE", "mobile"), ("PHONE_FAX", "fax"))
+    return [{"id": None, "number": record[k], "extension": None, "type": t} for k, t in kinds if record.get(k)]
+
+
+def _address(record: Mapping[str, Any], prefix: str, kind: str) -> dict[str, Any] | None:
+    parts = {p: record.get(f"{prefix}_{p}") for p in ("STREET", "CITY", "STATE", "POSTCODE", "COUNTRY")}
+    if not any(parts.values()):
+        return None
+    return {
+        "id": None,
+        "street_1": parts["STREET"],
+        "street_2": None,
+        "city": parts["CITY"],
+        "state": parts["STATE"],
+        "postal_code": parts["POSTCODE"],
+        "country": parts["COUNTRY"],
+        "type": kind,
+    }
+
+
+def read_organisation_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    found = (_address(record, "ADDRESS_BILLING", "billing"), _address(record, "ADDRESS_SHIP", "shipping"))
+    return [a for a in found if a]
+
+
+def read_contact_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    found = (_address(record, "ADDRESS_MAIL", "mail"), _address(record, "ADDRESS_OTHER", "other"))
+    return [a for a in found if a]
+
+
+def read_website(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return record.get("WEBSITE")
+
+
+def read_website_urls(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    site = record.get("WEBSITE")
+    return [{"url": site, "type": "website"}] if site else []
+
+
+def _collection(name: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/{name}"), "get": Endpoint("GET", f"/{name}/{{id}}")}
+
+
+def _id(key: str) -> Field:
+    return Field("id", read=key, conv=IdString(numeric=True))
+
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_collection("Users"),
+        fields=(
+            _id("USER_ID"),
+            Field("name", read=read_person),
+            Field("email", read="EMAIL_ADDRESS"),
+            Field("is_active", read="ACTIVE"),
+            *_STAMPS,
+        ),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Users/GetEntities",
+    ),
+    "accounts": Resource(
+        endpoints=_collection("Organisations"),
+        fields=(
+            _id("ORGANISATION_ID"),
+            Field("name", read="ORGANISATION_NAME"),
+            Field("description", read="BACKGROUND"),
+            Field("owner", read=read_owner),
+            Field("website", read=read_website),
+            Field("addresses", read=read_organisation_addresses),
+            Field("phone_numbers", read=read_phones),
+            Field("urls", read=read_website_urls),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS,),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Organisations/GetEntities",
+    ),
+    "contacts": Resource(
+        endpoints=_collection("Contacts"),
+        fields=(
+            _id("CONTACT_ID"),
+            Field("first_name", read="FIRST_NAME"),
+            Field("last_name", read="LAST_NAME"),
+            Field("name", read=read_person),
+            Field("title", read="TITLE"),
+            Field("account", read=read_organisation),
+            Field("owner", read=read_owner),
+            Field("addresses", read=read_contact_addresses),
+            Field("email_addresses", read=read_email),
+            Field("phone_numbers", read=read_phones),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS, ORGANISATIONS),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Contacts/GetEntities",
+    ),
+    "opportunities": Resource(
+        endpoints=_collection("Opportunities"),
+        fields=(
+            _id("OPPORTUNITY_ID"),
+            Field("name", read="OPPORTUNITY_NAME"),
+            Field("description", read="OPPORTUNITY_DETAILS"),
+            Field("amount", read="OPPORTUNITY_VALUE", conv=Number()),
+            Field("currency", read="BID_CURRENCY"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_organisation),
+            Field("stage", read=read_stage),
+            Field(
+                "status",
+                read="OPPORTUNITY_STATE",
+                conv=Enum({"OPEN": "open", "WON": "won", "LOST": "lost", "ABANDONED": "lost", "SUSPENDED": "open"}),
+                note="ABANDONED reads as lost and SUSPENDED as open; the state itself is in remote_data",
+            ),
+            Field("close_date", read="FORECAST_CLOSE_DATE", conv=DateTimeFormat()),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS, ORGANISATIONS, STAGES),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Opportunities/GetEntities",
+    ),
+    "stages": Resource(
+        endpoints=_collection("PipelineStages"),
+        fields=(
+            _id("STAGE_ID"),
+            Field("name", read="STAGE_NAME"),
+            Field("position", read="STAGE_ORDER", conv=Number()),
+            Field("pipeline", read=read_pipeline),
+        ),
+        lookups=(PIPELINES,),
+        docs_url="https://api.insightly.com/v3.1/Help#!/PipelineStages/GetEntities",
+        notes=("Stages of every pipeline (a project's STAGE_ID is one of them).",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="insightly",
     label="Insightly",
@@ -448,4 +628,5 @@ PROVIDER = Provider(
         "Names of related records come from the first 500 users, organisations, contacts and opportunities, cached 5 min.",
         "updated_at gt/gte use Insightly's updated_after_utc; other date filters are applied by unicrm.",
     ),
+    resources=RESOURCES,
 )

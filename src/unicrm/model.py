@@ -41,6 +41,8 @@ class UnifiedField:
     name_suffices: bool = False
     #: For `object_list`: the item's properties and their JSON types (`{"email": "string"}`).
     items: Mapping[str, str] | None = None
+    #: For references: the unified resource whose ids they hold (Truto: "References: Accounts → id").
+    references: str | None = None
 
 
 FIELDS: tuple[UnifiedField, ...] = (
@@ -51,12 +53,12 @@ FIELDS: tuple[UnifiedField, ...] = (
     UnifiedField("currency", "string", "The amount's currency (ISO 4217)"),
     UnifiedField("close_date", "datetime", "The project's close date (ISO 8601)"),
     UnifiedField("status", "string", "The project's status", enum=STATUSES),
-    UnifiedField("owner", "ref", "The project's owner {id, name}"),
-    UnifiedField("account", "ref", "The customer company/organisation {id, name}"),
-    UnifiedField("contact", "ref_list", "The project's contacts [{id, name}]"),
-    UnifiedField("opportunity", "ref_list", "The project's opportunities [{id, name}]"),
-    UnifiedField("stage", "ref", "The project's stage {id, name}", True),
-    UnifiedField("tags", "ref_list", "The project's tags [{id, name}]", name_suffices=True),
+    UnifiedField("owner", "ref", "The project's owner {id, name}", references="users"),
+    UnifiedField("account", "ref", "The customer company/organisation {id, name}", references="accounts"),
+    UnifiedField("contact", "ref_list", "The project's contacts [{id, name}]", references="contacts"),
+    UnifiedField("opportunity", "ref_list", "The project's opportunities [{id, name}]", references="opportunities"),
+    UnifiedField("stage", "ref", "The project's stage {id, name}", True, references="stages"),
+    UnifiedField("tags", "ref_list", "The project's tags [{id, name}]", name_suffices=True, references="tags"),
     UnifiedField("custom_fields", "object", "Custom fields {name or id: value}"),
     UnifiedField("created_at", "datetime", "When the project was created", True),
     UnifiedField("updated_at", "datetime", "When the project was last updated", True),
@@ -107,7 +109,7 @@ USER_FIELDS: tuple[UnifiedField, ...] = (
 
 ACCOUNT_FIELDS: tuple[UnifiedField, ...] = (
     _id("account"),
-    UnifiedField("owner", "ref", "The account's owner {id, name}"),
+    UnifiedField("owner", "ref", "The account's owner {id, name}", references="users"),
     UnifiedField("name", "string", "The account's name"),
     UnifiedField("description", "string", "The account's description"),
     UnifiedField("industry", "string", "The account's industry"),
@@ -128,8 +130,8 @@ CONTACT_FIELDS: tuple[UnifiedField, ...] = (
     UnifiedField("last_name", "string", "The contact's last name"),
     UnifiedField("name", "string", "The contact's full name"),
     UnifiedField("title", "string", "The contact's job title"),
-    UnifiedField("account", "ref", "The contact's account {id, name}"),
-    UnifiedField("owner", "ref", "The contact's owner {id, name}"),
+    UnifiedField("account", "ref", "The contact's account {id, name}", references="accounts"),
+    UnifiedField("owner", "ref", "The contact's owner {id, name}", references="users"),
     UnifiedField("addresses", "object_list", "The contact's addresses", items=_ADDRESS),
     UnifiedField("email_addresses", "object_list", "The contact's email addresses", items=_EMAIL),
     UnifiedField("phone_numbers", "object_list", "The contact's phone numbers", items=_PHONE),
@@ -148,9 +150,9 @@ OPPORTUNITY_FIELDS: tuple[UnifiedField, ...] = (
     UnifiedField("description", "string", "The opportunity's description"),
     UnifiedField("amount", "number", "The opportunity's amount, in currency units"),
     UnifiedField("currency", "string", "The amount's currency (ISO 4217)"),
-    UnifiedField("owner", "ref", "The opportunity's owner {id, name}"),
-    UnifiedField("account", "ref", "The opportunity's account {id, name}"),
-    UnifiedField("contact", "ref_list", "The opportunity's contacts [{id, name}]"),
+    UnifiedField("owner", "ref", "The opportunity's owner {id, name}", references="users"),
+    UnifiedField("account", "ref", "The opportunity's account {id, name}", references="accounts"),
+    UnifiedField("contact", "ref_list", "The opportunity's contacts [{id, name}]", references="contacts"),
     UnifiedField("stage", "ref", "The opportunity's stage {id, name}"),
     UnifiedField("status", "string", "The opportunity's status", enum=OPPORTUNITY_STATUSES),
     UnifiedField("tags", "ref_list", "The opportunity's tags [{id, name}]", name_suffices=True),
@@ -254,5 +256,6 @@ def empty_value(kind: FieldKind) -> Any:
 
 
 def field_schema(f: UnifiedField) -> dict[str, Any]:
-    """JSON Schema of one unified field."""
-    return json_schema_for(f.kind, f.enum, f.items)
+    """JSON Schema of one unified field (a reference names the resource its ids come from)."""
+    schema = json_schema_for(f.kind, f.enum, f.items)
+    return schema | {"x-references": f"{f.references}.id"} if f.references else schema

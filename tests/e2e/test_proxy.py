@@ -192,3 +192,18 @@ async def test_bad_proxy_requests(harness: Harness) -> None:
     )
     cursor = await proxy(harness, "GET", provider, "parties", "next_cursor=garbage")
     assert_unified_error(cursor, 400)
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if all_providers()[p].auth.scheme == "oauth2"])
+async def test_a_401_refreshes_the_token_and_the_proxy_call_goes_through(harness: Harness, provider: str) -> None:
+    if not harness.emulators[provider].context.get("refresh_token"):
+        pytest.skip(f"the {provider} emulator hands out no refresh token")
+    native = NATIVE[provider]
+    before = (await harness.control(provider, "stats")).get("refreshes", 0)
+    path = native.native_path.rsplit("/", 1)[-1]
+    await harness.control(
+        provider, "script", {"responses": [{"status": 401, "body": {"message": "expired"}, "match": {"path_contains": path}}]}
+    )
+    resp = await proxy(harness, "GET", provider, native.collection, "limit=2")
+    assert resp.status == 200, resp.text
+    assert (await harness.control(provider, "stats")).get("refreshes", 0) == before + 1

@@ -26,14 +26,7 @@ OTHERS = [r for r in RESOURCES if r != "projects"]
 DECLARED = [(p, r) for p in PROVIDERS for r in all_providers()[p].resources]
 MISSING = [(p, r) for p in PROVIDERS for r in OTHERS if r not in all_providers()[p].resources]
 # The unified project field that points at each resource (seed 000: "References: Accounts → id").
-POINTS_AT = {
-    "owner": "users",
-    "account": "accounts",
-    "contact": "contacts",
-    "opportunity": "opportunities",
-    "stage": "stages",
-    "tags": "tags",
-}
+POINTS_AT = {f.name: f.references for f in RESOURCES["projects"].fields if f.references}
 
 
 def _ids(name: str) -> list[str]:

@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let provider calls reach this scheme://host[:port] besides the providers' own (repeatable; "
+        "*. may be the first host label; env UNICRM_ALLOW_ORIGINS, comma-separated)",
+    )
     _add_db(serve)
 
     token = sub.add_parser("token", help="API tokens")
@@ -86,10 +94,27 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.outbound.policy import OriginError
 
-    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir))
+    try:
+        app = create_app(
+            ServerConfig(database_url=args.database_url, data_dir=args.data_dir, allow_origins=tuple(args.allow_origin))
+        )
+    except OriginError as exc:
+        print(f"--allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
+        return 2
     # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    from unicrm.api.limits import JsonErrorProtocol
+
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
+        http=JsonErrorProtocol,
+    )
     return 0
 
 
@@ -144,6 +169,7 @@ async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.limits import JsonErrorProtocol
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
     from unicrm.store.database import Store
@@ -165,11 +191,15 @@ async def _demo(args: argparse.Namespace) -> None:
         accounts[name] = account.id
     await store.close()
     config = uvicorn.Config(
-        create_app(ServerConfig(database_url=database_url, data_dir=data_dir)),
+        # The demo's accounts point at its emulators on loopback: allow exactly those origins.
+        create_app(
+            ServerConfig(database_url=database_url, data_dir=data_dir, allow_origins=tuple(r.origin for r in running.values()))
+        ),
         host=args.host,
         port=args.port,
         log_level="warning",
         access_log=False,
+        http=JsonErrorProtocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -360,35 +360,50 @@ def read_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return [{"id": None, "email": email, "type": None}] if email else []
 
 
+_PHONE_KINDS = (("PHONE", "work"), ("PHONE_MOBILE", "mobile"), ("PHONE_FAX", "fax"))
+
+
 def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    kinds = (("PHONE", "work"), ("PHONE_MOBILE", "mobile"), ("PHONE_FAX", "fax"))
-    return [{"id": None, "number": record[k], "extension": None, "type": t} for k, t in kinds if record.get(k)]
+    return [{"id": None, "number": record[k], "extension": None, "type": t} for k, t in _PHONE_KINDS if record.get(k)]
 
 
-def _address(record: Mapping[str, Any], prefix: str, kind: str) -> dict[str, Any] | None:
-    parts = {p: record.get(f"{prefix}_{p}") for p in ("STREET", "CITY", "STATE", "POSTCODE", "COUNTRY")}
-    if not any(parts.values()):
-        return None
-    return {
-        "id": None,
-        "street_1": parts["STREET"],
-        "street_2": None,
-        "city": parts["CITY"],
-        "state": parts["STATE"],
-        "postal_code": parts["POSTCODE"],
-        "country": parts["COUNTRY"],
-        "type": kind,
-    }
+def _address_keys(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}_{part}" for part in ("STREET", "CITY", "STATE", "POSTCODE", "COUNTRY"))
+
+
+# Key names built once: these run for every organisation and contact of a page.
+_ADDRESSES = {
+    "organisation": ((_address_keys("ADDRESS_BILLING"), "billing"), (_address_keys("ADDRESS_SHIP"), "shipping")),
+    "contact": ((_address_keys("ADDRESS_MAIL"), "mail"), (_address_keys("ADDRESS_OTHER"), "other")),
+}
+
+
+def _addresses(record: Mapping[str, Any], which: str) -> list[dict[str, Any]]:
+    out = []
+    for (street, city, state, postcode, country), kind in _ADDRESSES[which]:
+        values = (record.get(street), record.get(city), record.get(state), record.get(postcode), record.get(country))
+        if any(values):
+            out.append(
+                {
+                    "id": None,
+                    "street_1": values[0],
+                    "street_2": None,
+                    "city": values[1],
+                    "state": values[2],
+                    "postal_code": values[3],
+                    "country": values[4],
+                    "type": kind,
+                }
+            )
+    return out
 
 
 def read_organisation_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    found = (_address(record, "ADDRESS_BILLING", "billing"), _address(record, "ADDRESS_SHIP", "shipping"))
-    return [a for a in found if a]
+    return _addresses(record, "organisation")
 
 
 def read_contact_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    found = (_address(record, "ADDRESS_MAIL", "mail"), _address(record, "ADDRESS_OTHER", "other"))
-    return [a for a in found if a]
+    return _addresses(record, "contact")
 
 
 def read_website(record: Mapping[str, Any], lookups: Lookups) -> Any:

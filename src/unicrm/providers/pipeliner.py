@@ -148,31 +148,43 @@ OWNER = {"expand": "owner"}
 CONTACT_EXPAND = {"expand": "owner,primary_account"}
 
 
-def _numbered(record: Mapping[str, Any], prefix: str) -> list[tuple[int, Any]]:
-    return [(n, record.get(f"{prefix}{n}")) for n in range(1, 6) if record.get(f"{prefix}{n}")]
+# Key names built once: these run for every account and contact of a page.
+_PHONES = tuple(f"phone{n}" for n in range(1, 6))
+_EMAILS = tuple(f"email{n}" for n in range(1, 6))
 
 
 def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [{"id": None, "number": v, "extension": None, "type": f"phone{n}"} for n, v in _numbered(record, "phone")]
+    out = []
+    for key in _PHONES:
+        value = record.get(key)
+        if value:
+            out.append({"id": None, "number": value, "extension": None, "type": key})
+    return out
 
 
 def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [{"id": None, "email": v, "type": f"email{n}"} for n, v in _numbered(record, "email")]
+    out = []
+    for key in _EMAILS:
+        value = record.get(key)
+        if value:
+            out.append({"id": None, "email": value, "type": key})
+    return out
 
 
 def read_address(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    parts = {k: record.get(k) for k in ("address", "city", "state_province", "zip_code", "country")}
-    if not any(parts.values()):
+    street, city, state = record.get("address"), record.get("city"), record.get("state_province")
+    postcode, country = record.get("zip_code"), record.get("country")
+    if not (street or city or state or postcode or country):
         return []
     return [
         {
             "id": None,
-            "street_1": parts["address"],
+            "street_1": street,
             "street_2": None,
-            "city": parts["city"],
-            "state": parts["state_province"],
-            "postal_code": parts["zip_code"],
-            "country": parts["country"],
+            "city": city,
+            "state": state,
+            "postal_code": postcode,
+            "country": country,
             "type": None,
         }
     ]

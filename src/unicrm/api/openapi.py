@@ -187,10 +187,16 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Unified API for CRM projects and the records they point to (Truto wire-compatible).",
         },
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": schemas},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
+            "schemas": schemas,
+        },
         "security": [{"bearer": []}],
-        "paths": {
+        "paths": _connect_paths()
+        | {
             **paths,
+            **_proxy_paths(),
             "/integration": {
                 "get": {
                     "summary": "Integrations and their context schema",
@@ -220,6 +226,71 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _proxy_paths() -> dict[str, Any]:
+    """Truto's proxy API: the provider's own resources with the account's credentials."""
+    resource = {
+        "name": "resource",
+        "in": "path",
+        "required": True,
+        "description": "A native resource path of the integration (a `/` inside it written %2F)",
+        "schema": {"type": "string"},
+    }
+    account = _params("integrated_account_id")
+    native = {"type": "object", "description": "The provider's own JSON, forwarded as it is", "additionalProperties": True}
+    listing = {
+        "type": "object",
+        "properties": {"result": {"type": "array", "items": native}, "next_cursor": {"type": ["string", "null"]}},
+    }
+    body = {"required": True, "content": {"application/json": {"schema": native}}}
+    item = [resource, *_params("id"), *account]
+    return {
+        "/proxy/{resource}": {
+            "get": {
+                "summary": "List a native resource, paged with the provider's own pagination",
+                "parameters": [resource, *account, *_params("limit", "next_cursor")],
+                "responses": _responses("A page of native records", listing),
+            },
+            "post": {
+                "summary": "Create a native record",
+                "parameters": [resource, *account],
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native, "201"),
+            },
+        },
+        "/proxy/{resource}/{id}": {
+            "get": {
+                "summary": "Get a native record",
+                "parameters": item,
+                "responses": _responses("The provider's answer", native),
+            },
+            "patch": {
+                "summary": "Update a native record",
+                "parameters": item,
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native),
+            },
+            "put": {
+                "summary": "Replace a native record",
+                "parameters": item,
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native),
+            },
+            "delete": {
+                "summary": "Delete a native record",
+                "parameters": item,
+                "responses": _responses("The provider's answer, or {id}", native),
+            },
+        },
+    }
+
+
+def _connect_paths() -> dict[str, Any]:
+    """The connect routes' path items, declared next to their handlers (issue 11)."""
+    from unicrm.api import link_tokens, webhooks
+
+    return {**link_tokens.OPENAPI_PATHS, **webhooks.OPENAPI_PATHS}
 
 
 DOCS_PAGE = """<!doctype html>

@@ -119,7 +119,12 @@ async def create_record(request: Request) -> Response:
     account = await _account(request, query)
     model = _resource(request)
     body = await _body(request, model)
-    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query, model.name))
+    key = request.headers.get("idempotency-key")
+    # A reference derived from the key: stable across retries, never the key itself.
+    reference = "unicrm-" + hashlib.sha256(f"{account.environment_id}\0{key}".encode()).hexdigest()[:32] if key else None
+    return await _idempotent(
+        request, account, body, lambda: _state(request).engine.create(account, body, query, reference, resource=model.name)
+    )
 
 
 async def update_record(request: Request) -> Response:

@@ -237,3 +237,15 @@ async def test_create_a_project_from_ids_found_through_unified_routes(harness: H
         assert [g["id"] for g in got] == [s["id"] for s in sent]
         assert all(g.get("name") for g in got), f"{field} is not named on read-back: {got}"
     await harness.unified("DELETE", provider, f"/{project['id']}")
+
+
+async def test_integrations_list_their_resources(harness: Harness) -> None:
+    body = (await harness.call("GET", "/integration")).json()
+    listed = body["result"] if isinstance(body, dict) and "result" in body else body
+    by_name = {i["name"]: i for i in listed}
+    for name in PROVIDERS:
+        resources = by_name[name]["resources"]
+        assert list(resources) == list(all_providers()[name].resource_names())
+        assert resources["projects"] == sorted(all_providers()[name].endpoints)
+        for resource, declared in all_providers()[name].resources.items():
+            assert resources[resource] == sorted(declared.endpoints)

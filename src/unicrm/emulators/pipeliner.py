@@ -118,6 +118,9 @@ class PipelinerEmulator(Emulator):
         Same ids and names as before (projects point at them); added: owners, timestamps, the flat
         address fields, email1/phone1, `home_page`, `comments`, a contact's `position` and its
         `primary_account_id` (the primary account relation; the key name is an assumption).
+        Opportunities carry the documented required fields (`name`, `owner_id`, `closing_date`,
+        `step_id`, `value`); Steps (pipeline steps) are named after the docs' examples, their
+        `sort_order`/`percent` keys are assumptions.
         """
         start = datetime(2024, 10, 1, 9, 0, tzinfo=UTC)
         client_ids = list(self.clients)
@@ -166,11 +169,47 @@ class PipelinerEmulator(Emulator):
                 created=_stamp(start + timedelta(days=30 + i, minutes=7 * i)),
                 modified=_stamp(start + timedelta(days=40 + 3 * i, minutes=7 * i)),
             )
+        # Pipeline steps and opportunities (an opportunity always sits in a step; `name`,
+        # `owner_id`, `closing_date`, `step_id` and `value` are required on create).
+        self.steps: dict[str, dict[str, Any]] = {}
+        for i, name in enumerate(("First contact", "Proposal", "Negotiation", "Closed/Won")):
+            sid = str(uuid.UUID(int=0x5000 + i, version=4))
+            self.steps[sid] = {
+                "id": sid,
+                "name": name,
+                "pipeline_id": "7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+                "sort_order": i + 1,
+                "percent": (10, 40, 70, 100)[i],
+                "is_deleted": False,
+                "created": _stamp(start),
+                "modified": _stamp(start + timedelta(days=i)),
+            }
+        step_ids = list(self.steps)
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        for i, topic in enumerate(("Licences", "Support renewal", "Data warehouse", "Training days", "Integrations")):
+            oid = str(uuid.UUID(int=0x6000 + i, version=4))
+            self.opportunities[oid] = {
+                "id": oid,
+                "name": f"{topic} {i + 1}",
+                "owner_id": client_ids[i % len(client_ids)],
+                "primary_account_id": account_ids[i % len(account_ids)],
+                "step_id": step_ids[i % len(step_ids)],
+                "closing_date": (start + timedelta(days=120 + 7 * i)).date().isoformat(),
+                "value": {"base_value": 5000.0 * (i + 1), "currency_id": CURRENCIES[i % 2][1], "value_foreign": 5000.0 * (i + 1)},
+                "is_archived": False,
+                "is_deleted": False,
+                "created": _stamp(start + timedelta(days=60 + i, hours=i)),
+                "modified": _stamp(start + timedelta(days=70 + 2 * i, hours=i)),
+            }
 
     def _entity_out(self, request: web.Request, entity: str, record: dict[str, Any], expand: set[str]) -> dict[str, Any]:
         """An entity with its relations as URIs, or as objects when `expand` names them."""
         out = dict(record)
-        for key, table, target in (("owner", self.clients, "Clients"), ("primary_account", self.accounts, "Accounts")):
+        for key, table, target in (
+            ("owner", self.clients, "Clients"),
+            ("primary_account", self.accounts, "Accounts"),
+            ("step", self.steps, "Steps"),
+        ):
             ident = record.get(f"{key}_id")
             if ident is None:
                 continue
@@ -281,6 +320,8 @@ class PipelinerEmulator(Emulator):
             ("Clients", lambda: self.clients),
             ("Accounts", lambda: self.accounts),
             ("Contacts", lambda: self.contacts),
+            ("Opportunities", lambda: self.opportunities),
+            ("Steps", lambda: self.steps),
         ):
             router.add_get(f"{base}/{entity}", self.entity_list(entity, table))
             router.add_get(f"{base}/{entity}/{{id}}", self.entity_get(entity, table))

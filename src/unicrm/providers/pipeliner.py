@@ -145,6 +145,7 @@ def field_errors(body: Any) -> list[FieldError]:
 # contact_relations point at. Pipeliner keeps up to five emails and phones as email1..email5 and
 # phone1..phone5, and one postal address as flat fields.
 OWNER = {"expand": "owner"}
+OPPORTUNITY_EXPAND = {"expand": "owner,primary_account,step"}
 CONTACT_EXPAND = {"expand": "owner,primary_account"}
 
 
@@ -205,6 +206,26 @@ def read_primary_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
 
 def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return _person_name(record)
+
+
+def read_step(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("step_id")
+    if not ident:
+        return None
+    obj = record.get("step")
+    return {"id": str(ident), "name": obj.get("name") if isinstance(obj, dict) else None}
+
+
+def read_value_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    value = record.get("value")
+    if not isinstance(value, dict) or not value.get("currency_id"):
+        return None
+    return lookups.get("currency_codes", {}).get(str(value["currency_id"]))
+
+
+def read_pipeline(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("pipeline_id")
+    return {"id": str(ident), "name": None} if ident else None
 
 
 def _entity(name: str, query: Mapping[str, Any] | None = None) -> dict[Op, Endpoint]:
@@ -272,6 +293,42 @@ RESOURCES = {
         ),
         filters=ENTITY_FILTERS,
         docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-contact",
+    ),
+    "opportunities": Resource(
+        endpoints=_entity("Opportunities", OPPORTUNITY_EXPAND),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_primary_account),
+            Field("stage", read=read_step, note="the pipeline step"),
+            Field("amount", read="value.value_foreign", conv=Number()),
+            Field("currency", read=read_value_currency),
+            Field("close_date", read="closing_date", conv=DateOnly()),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        lookups=(
+            Lookup(
+                "currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600
+            ),
+        ),
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
+    ),
+    "stages": Resource(
+        endpoints=_entity("Steps"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("position", read="sort_order", conv=Number()),
+            Field("pipeline", read=read_pipeline),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
+        notes=("Pipeline steps (an opportunity's step_id).",),
     ),
 }
 

@@ -132,15 +132,16 @@ class Harness:
         *,
         query: str | dict[str, Any] | None = None,
         json: Any = None,
+        resource: str = "projects",
         **kwargs: Any,
     ) -> Response:
-        """A unified call for the provider's account (integrated_account_id added)."""
+        """A unified call for the provider's account (integrated_account_id added), on `resource`."""
         q = f"integrated_account_id={self.accounts[provider]}"
         if isinstance(query, dict):
             query = urlencode(query, doseq=True)
         if query:
             q += "&" + query
-        return await self.call(method, "/unified/crm/projects" + path, query=q, json=json, **kwargs)
+        return await self.call(method, f"/unified/crm/{resource}" + path, query=q, json=json, **kwargs)
 
     async def control(self, provider: str, action: str, payload: Any = None) -> Any:
         """The emulator's `/_emulator/<action>` control API."""
@@ -188,7 +189,13 @@ def start_harness(data_dir: Path, database_url: str | None = None) -> tuple[Harn
     # Like `unicrm demo`: exactly the emulators' origins are allowed besides the declared ones.
     origins = tuple(r.origin for r in emulators.running.values())
     server = ServerThread(
-        ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5), allow_origins=origins)
+        ServerConfig(
+            database_url=url,
+            data_dir=data_dir,
+            timeouts=Timeouts(connect=2.0, read=1.5),
+            allow_origins=origins,
+            webhook_private_targets=True,  # the tests' webhook receivers listen on loopback
+        )
     )
     server.__enter__()
     harness = Harness(server.base_url, token, other, accounts, emulators.running, url, data_dir)

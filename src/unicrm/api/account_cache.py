@@ -16,11 +16,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
 from unicrm.store.database import Account, Store
+
+if TYPE_CHECKING:
+    from unicrm.api.webhook_worker import Events
 
 log = logging.getLogger("unicrm.accounts")
 CHANNEL = "unicrm_accounts"
@@ -111,9 +114,10 @@ class AccountCache:
 class StoreGateway:
     """The engine's `AccountGateway`: token refresh and reauth flags through the store."""
 
-    def __init__(self, store: Store, cache: AccountCache) -> None:
+    def __init__(self, store: Store, cache: AccountCache, events: Events | None = None) -> None:
         self.store = store
         self.cache = cache
+        self.events = events
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def refresh_context(
@@ -131,5 +135,18 @@ class StoreGateway:
         return dict(account.context)
 
     async def mark_needs_reauth(self, account_id: str, message: str) -> None:
-        await self.store.set_account_status(account_id, "needs_reauth", message)
+        then = None
+        if self.events is not None:
+            # Only the request that flips the status announces it (Truto's event name), in the
+            # same transaction as the flip.
+            from unicrm.api.admin import account_document
+            from unicrm.providers import all_providers
+
+            then = self.events.on(
+                "integrated_account:authentication_error",
+                lambda a: account_document(a, all_providers().get(a.integration)),
+            )
+        changed = await self.store.set_account_status(account_id, "needs_reauth", message, then=then)
         await self.cache.changed(account_id)
+        if changed and self.events is not None:
+            self.events.wake()

@@ -37,12 +37,20 @@ def integration_document(provider: Provider) -> dict[str, Any]:
         props[c.name] = {"type": "string", "description": c.description, "x-secret": c.secret}
         if c.default is not None:
             props[c.name]["default"] = c.default
+        if c.form:
+            # What the hosted connect page asks for, and where the user finds it.
+            props[c.name]["x-connect-form"] = {"label": c.label or c.name, "where": c.where}
     return {
         "name": provider.name,
         "label": provider.label,
         "documentation_link": provider.docs_url,
         "authentication_method": provider.auth.scheme,
         "operations": sorted(provider.endpoints),
+        # Every unified resource and its operations (projects' are `operations` above).
+        "resources": {
+            name: sorted(view.endpoints) for name in provider.resource_names() if (view := provider.for_resource(name))
+        },
+        "connect": {"oauth2_authorization_code": provider.oauth_connect, "form": bool(provider.form_fields)},
         "context_schema": {
             "type": "object",
             "properties": props,
@@ -121,6 +129,40 @@ async def get_integration(request: Request) -> Response:
     return JSONResponse(integration_document(provider))
 
 
+async def new_account(state: AppState, environment: str, provider: Provider, tenant: str, context: Any) -> Account:
+    """Validate a context and create the account (the one path: POST /integrated-account and the connect page)."""
+    checked = validate_context(provider, context)
+    check_context(provider, state.engine.destinations[provider.name], checked)
+    account = await state.store.create_account(
+        environment,
+        provider.name,
+        tenant,
+        checked,
+        then=state.events.on("integrated_account:created", lambda a: account_document(a, provider)),
+    )
+    state.events.wake()
+    return account
+
+
+async def replace_credentials(state: AppState, account: Account, provider: Provider, context: Any) -> Account:
+    """A reconnect: the whole context replaced, status back to active, same id (the connect page)."""
+    checked = validate_context(provider, context)
+    check_context(provider, state.engine.destinations[provider.name], checked)
+    updated = await state.store.update_account(
+        account.id,
+        account.environment_id,
+        context=checked,
+        status="active",
+        last_error=None,
+        then=state.events.on("integrated_account:active", lambda a: account_document(a, provider)),
+    )
+    if updated is None:
+        raise not_found("No such integrated account in this environment.")
+    await state.accounts.changed(updated)
+    state.events.wake()
+    return updated
+
+
 async def create_account(request: Request) -> Response:
     state = _state(request)
     environment = await state.auth.environment_of(request)
@@ -129,17 +171,20 @@ async def create_account(request: Request) -> Response:
     tenant = body.get("tenant_id") or ""
     if not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable():
         raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
-    context = validate_context(provider, body.get("context"))
-    check_context(provider, state.engine.destinations[provider.name], context)
-    account = await state.store.create_account(environment, provider.name, tenant, context)
+    account = await new_account(state, environment, provider, tenant, body.get("context"))
     return JSONResponse(account_document(account, provider), status_code=201)
 
 
-def _account_id(request: Request) -> str:
+def account_id_or_400(value: str) -> str:
+    """The canonical form of an integrated account id, or a 400."""
     try:
-        return str(uuid.UUID(request.path_params["id"]))
+        return str(uuid.UUID(value))
     except ValueError:
-        raise bad_request(f"The integrated account id must be a UUID; got {request.path_params['id']!r}.") from None
+        raise bad_request(f"The integrated account id must be a UUID; got {value!r}.") from None
+
+
+def _account_id(request: Request) -> str:
+    return account_id_or_400(request.path_params["id"])
 
 
 async def _owned(request: Request) -> tuple[str, Account]:
@@ -235,18 +280,24 @@ async def update_account(request: Request) -> Response:
         context=context,
         status="active" if context is not None else None,
         last_error=None if context is not None else account.last_error,
+        then=state.events.on("integrated_account:updated", lambda a: account_document(a, provider)),
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
+    state.events.wake()
     return JSONResponse(account_document(updated, provider))
 
 
 async def delete_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)
-    await state.store.delete_account(account.id, environment)
+    provider = state.engine.providers.get(account.integration)
+    await state.store.delete_account(
+        account.id, environment, then=state.events.on("integrated_account:deleted", lambda a: account_document(a, provider))
+    )
     await state.accounts.changed(account.id)
+    state.events.wake()
     return JSONResponse({"id": account.id})
 
 

@@ -10,7 +10,7 @@ declaration cannot express goes into a `Hooks` object defined in the provider's 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -676,6 +676,20 @@ class Endpoint:
         return self.method == "GET" if self.safe is None else self.safe
 
 
+@dataclass(frozen=True)
+class ExternalReference:
+    """A key of the caller's that a created record can carry and be found by (Planhat's `externalId`).
+
+    On a create with an Idempotency-Key, the engine writes a reference derived from the key to
+    `write_path` (unless the body already sets it) and, when the answer is lost, reads
+    `lookup` (`{id}` is the reference): found means the create happened, so it completes
+    instead of answering an unknown outcome.
+    """
+
+    write_path: str
+    lookup: Endpoint
+
+
 # --------------------------------------------------------------------------- pagination
 @dataclass(frozen=True)
 class Pagination:
@@ -710,6 +724,10 @@ URL_CONTEXT_KEYS = frozenset({"base_url", "token_url"})
 class ContextField:
     """One key of an integrated account's `context` (credentials or instance settings).
 
+    `form` puts the key on the hosted connect page's form (`label` names the input, `where`
+    tells the user where to find the value); a secret is a password input. A provider with no
+    `form` key is connected by OAuth only.
+
     `pattern` (a regular expression the whole value must match) is required of a value that
     is templated into a host name (an Insightly pod, a Pipeliner region), so that the origin
     a call goes to stays one of the provider's own. `url` marks a value that is a URL
@@ -721,6 +739,9 @@ class ContextField:
     required: bool = True
     secret: bool = False
     default: Any = None
+    form: bool = False
+    label: str | None = None
+    where: str | None = None
     pattern: str | None = None
     url: bool = False
 
@@ -738,6 +759,10 @@ class Auth:
     refreshed at `token_url` with the refresh token, rotating it when the provider does),
     `header` (the token from `token_key` in the header `header_name`, with `header_prefix`
     before it; no `Authorization` header).
+
+    `authorize_url` (with `scopes`, joined by `scope_separator`, and `pkce` when the provider
+    supports RFC 7636) lets the hosted connect page run the authorization-code flow; the code
+    is exchanged at `token_url`.
     """
 
     scheme: Literal["bearer", "basic", "oauth2", "header"]
@@ -748,6 +773,10 @@ class Auth:
     refresh_margin_s: int = 120
     header_name: str | None = None
     header_prefix: str = ""
+    authorize_url: str | None = None
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    pkce: bool = False
 
 
 @dataclass(frozen=True)
@@ -890,8 +919,39 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Resource:
+    """A unified resource other than projects (users, accounts, contacts, ...) in one provider.
+
+    It says what differs from the provider's projects: its endpoints (list and get; writes only
+    where the provider makes them free), its fields, where a list answer holds the records.
+    Whatever it leaves unset (`pagination`) is the provider's. `keep` picks the provider records
+    that are this resource when one endpoint serves two (Capsule's parties are organisations
+    and people): a list skips the others, a get of another answers 404.
+    """
+
+    endpoints: Mapping[Op, Endpoint]
+    fields: tuple[Field, ...]
+    list_path: str | None = None
+    pagination: Pagination | None = None
+    filters: tuple[NativeFilter, ...] = ()
+    lookups: tuple[Lookup, ...] = ()
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+    keep_note: str = ""
+    required_any: Mapping[Op, Sequence[tuple[str, ...]]] = field(default_factory=dict)
+    exclusive: Sequence[tuple[str, ...]] = ()
+    create_defaults: Mapping[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
+    docs_url: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Provider:
-    """Everything about one provider's projects API."""
+    """Everything about one provider's API: projects at the top level, other resources in `resources`.
+
+    The engine serves every resource through a `Provider` whose top-level endpoints and fields
+    are that resource's (`for_resource`), so one code path maps, validates and pages them all.
+    """
 
     name: str
     label: str
@@ -923,14 +983,36 @@ class Provider:
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
     spec: ApiSpec | None = None
+    #: The path under the base URL that proxy resource names are relative to (`/entities`
+    #: makes `/proxy/Accounts` call `<base>/entities/Accounts`).
+    proxy_prefix: str = ""
+    #: Unified resources besides projects, by route name (`users`, `accounts`, ...).
+    resources: Mapping[str, Resource] = field(default_factory=dict)
+    #: Which resource this declaration's top-level endpoints and fields are (set by `for_resource`).
+    resource: str = "projects"
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+    keep_note: str = ""
     #: Origins of the real API besides those of `base_url` and `auth.token_url` (regional or
     #: renamed hosts an account may set as its `base_url`); `*.` may be a host's first label.
     origins: tuple[str, ...] = ()
+    #: How a lost create's outcome can be settled, when the provider lets a record carry a
+    #: searchable reference of ours.
+    external_reference: ExternalReference | None = None
 
     def origin_templates(self) -> tuple[str, ...]:
         """Every declared origin, `{key}` host parts still templated."""
         declared = [self.base_url, *([self.auth.token_url] if self.auth.token_url else []), *self.origins]
         return tuple(dict.fromkeys("/".join(t.split("/", 3)[:3]) for t in declared))
+
+    @property
+    def form_fields(self) -> tuple[ContextField, ...]:
+        """The context keys the hosted connect page asks the user for (API-key connects)."""
+        return tuple(c for c in self.context if c.form)
+
+    @property
+    def oauth_connect(self) -> bool:
+        """Whether the hosted connect page can run this provider's authorization-code flow."""
+        return self.auth.scheme == "oauth2" and bool(self.auth.authorize_url and self.auth.token_url)
 
     def field(self, unified: str) -> Field | None:
         for f in self.fields:
@@ -942,3 +1024,36 @@ class Provider:
     def records_path(self) -> str | None:
         """Where the list endpoint's answer keeps its records."""
         return self.endpoints["list"].records_path or self.list_path if "list" in self.endpoints else self.list_path
+
+    def resource_names(self) -> tuple[str, ...]:
+        """Every unified resource this provider serves, projects first."""
+        return ("projects", *self.resources)
+
+    def for_resource(self, name: str) -> Provider | None:
+        """This provider as seen by one resource (None when it has no such resource)."""
+        if name == self.resource:
+            return self
+        res = self.resources.get(name)
+        if res is None:
+            return None
+        return replace(
+            self,
+            endpoints=res.endpoints,
+            fields=res.fields,
+            list_path=res.list_path,
+            pagination=res.pagination or self.pagination,
+            filters=res.filters,
+            lookups=res.lookups,
+            required_any=res.required_any,
+            exclusive=res.exclusive,
+            create_defaults=res.create_defaults,
+            hooks=res.hooks,
+            differences=(),
+            truto_required_on_create=(),
+            notes=res.notes,
+            docs_url=res.docs_url or self.docs_url,
+            resources={},
+            resource=name,
+            keep=res.keep,
+            keep_note=res.keep_note,
+        )

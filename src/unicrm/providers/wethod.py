@@ -55,6 +55,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     Scale,
     full_name,
     iso_utc,
@@ -242,6 +243,74 @@ class WethodHooks(Hooks):
         return True
 
 
+# ----------------------------------------------------------------------------- other resources
+# Persons (a project's pm_id and account_id), clients (client_id), client contacts
+# (client_contact_id) and project stages (project_stage_id): bare arrays paged with limit/offset.
+CLIENT_NAMES = Lookup(
+    "clients", Endpoint("GET", "/api/clients", query={"limit": MAX_PAGE}), None, key="id", value="corporate_name"
+)
+
+
+def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def read_person_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    archived = record.get("is_archived")
+    return None if archived is None else not archived
+
+
+def read_email_list(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("email")
+    return [{"id": None, "email": email, "type": None}] if email else []
+
+
+def _reference(kind: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/api/{kind}"), "get": Endpoint("GET", f"/api/{kind}/{{id}}")}
+
+
+_ID = Field("id", read="id", conv=IdString(numeric=True))
+RESOURCES = {
+    "users": Resource(
+        endpoints=_reference("persons"),
+        fields=(
+            _ID,
+            Field("name", read=read_person_name),
+            Field("email", read="email"),
+            Field("is_active", read=read_person_active),
+        ),
+        docs_url="https://docs.wethod.com/",
+        notes=("Wethod persons: project managers (pm_id) and account managers (account_id).",),
+    ),
+    "accounts": Resource(
+        endpoints=_reference("clients"),
+        fields=(_ID, Field("name", read="corporate_name")),
+        docs_url="https://docs.wethod.com/",
+        notes=("Wethod clients: a project's client_id. acronym and legal_name are in remote_data.",),
+    ),
+    "contacts": Resource(
+        endpoints=_reference("contacts"),
+        fields=(
+            _ID,
+            Field("first_name", read="name"),
+            Field("last_name", read="surname"),
+            Field("name", read=read_person_name),
+            Field("account", read="client_id", conv=LookupRef("clients")),
+            Field("email_addresses", read=read_email_list),
+        ),
+        lookups=(CLIENT_NAMES,),
+        docs_url="https://docs.wethod.com/",
+        notes=("Client contacts; the account name comes from the first 100 clients, cached per account.",),
+    ),
+    "stages": Resource(
+        endpoints=_reference("project-stages"),
+        fields=(_ID, Field("name", read="name"), Field("position", read="hierarchy")),
+        docs_url="https://docs.wethod.com/",
+        notes=("Project stages; position is Wethod's hierarchy.",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="wethod",
     label="Wethod",
@@ -252,9 +321,23 @@ PROVIDER = Provider(
         "the provider's reference pages; lookups from a generated SDK",
     ),
     base_url="https://api.wethod.com",
+    proxy_prefix="/api",
     context=(
-        ContextField("api_token", "Personal API token (Wethod → account settings)", secret=True),
-        ContextField("company", "Company slug, e.g. acme for acme.wethod.com (sent as Wethod-Company)"),
+        ContextField(
+            "api_token",
+            "Personal API token (Wethod → account settings)",
+            secret=True,
+            form=True,
+            label="API token",
+            where="In Wethod: your account settings → API tokens.",
+        ),
+        ContextField(
+            "company",
+            "Company slug, e.g. acme for acme.wethod.com (sent as Wethod-Company)",
+            form=True,
+            label="Company",
+            where="The first part of your Wethod address: acme for acme.wethod.com.",
+        ),
         ContextField("version", "Wethod API version date (sent as Wethod-Version)", required=False, default="2024-06-15"),
         ContextField("job_order_category_id", "Job order category of new projects (default: the first)", required=False),
         ContextField("default_probability", "Probability (%) of new projects (default 10)", required=False),
@@ -377,4 +460,5 @@ PROVIDER = Provider(
         "Wethod-Version 2024-06-15 (the default of the context's version, which every published client sends); older "
         "page versions named them estimate and client_po. Another version in the context is sent as-is and is unverified.",
     ),
+    resources=RESOURCES,
 )

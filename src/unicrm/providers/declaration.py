@@ -361,7 +361,14 @@ class LookupRef(Converter):
                     if r is not None:
                         out.append(r)
                 return out
-            return ref(value, table)
+            # one reference: `ref` inlined (this runs for every record of every page)
+            if value.__class__ is dict:
+                value = value.get(id_key)
+            if value is None or value == "":
+                return None
+            key = str(value)
+            found = table.get(key)
+            return {"id": key, "name": found if found is None or found.__class__ is str else namer(found)}
 
         return read
 

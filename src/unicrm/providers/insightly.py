@@ -114,21 +114,30 @@ def _person_name(person: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- links
+_LAST_LINKS: tuple[Any, dict[Any, list[str]]] = (None, {})
+
+
 def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
-    """Ids of the linked records of one kind, in link order, once each."""
-    out: list[str] = []
-    links = record.get("LINKS")
-    if not links:
-        return out
-    for link in links:
-        # `.__class__ is dict`, not isinstance: this runs three times per record
-        if link.__class__ is dict and link.get("LINK_OBJECT_NAME") == kind:
-            ident = link.get("LINK_OBJECT_ID")
-            if ident is not None:
-                ident = str(ident)
-                if ident not in out:
-                    out.append(ident)
-    return out
+    """Ids of the linked records of one kind, in link order, once each.
+
+    Three fields read the links of the same record one after the other: the links are grouped
+    by kind in one pass and kept for the record they came from (one entry, swapped atomically).
+    """
+    global _LAST_LINKS
+    last, groups = _LAST_LINKS
+    if last is not record:
+        groups = {}
+        for link in record.get("LINKS") or ():
+            # `.__class__ is dict`, not isinstance: this runs for every record of every page
+            if link.__class__ is dict:
+                ident = link.get("LINK_OBJECT_ID")
+                if ident is not None:
+                    ids = groups.setdefault(link.get("LINK_OBJECT_NAME"), [])
+                    ident = str(ident)
+                    if ident not in ids:
+                        ids.append(ident)
+        _LAST_LINKS = (record, groups)
+    return groups.get(kind, [])
 
 
 def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:

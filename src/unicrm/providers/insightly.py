@@ -114,7 +114,7 @@ def _person_name(person: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- links
-_LAST_LINKS: tuple[Any, dict[Any, list[str]]] = (None, {})
+_LAST_LINKS: tuple[Any, Any, int, dict[Any, list[str]]] = (None, None, 0, {})
 
 
 def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
@@ -124,10 +124,12 @@ def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
     by kind in one pass and kept for the record they came from (one entry, swapped atomically).
     """
     global _LAST_LINKS
-    last, groups = _LAST_LINKS
-    if last is not record:
+    links = record.get("LINKS") or ()
+    last, last_links, count, groups = _LAST_LINKS
+    # The same record with the same links list, not grown or shrunk since: reuse the grouping.
+    if last is not record or last_links is not links or count != len(links):
         groups = {}
-        for link in record.get("LINKS") or ():
+        for link in links:
             # `.__class__ is dict`, not isinstance: this runs for every record of every page
             if link.__class__ is dict:
                 ident = link.get("LINK_OBJECT_ID")
@@ -136,7 +138,7 @@ def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
                     ident = str(ident)
                     if ident not in ids:
                         ids.append(ident)
-        _LAST_LINKS = (record, groups)
+        _LAST_LINKS = (record, links, len(links), groups)
     return groups.get(kind, [])
 
 

@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--stream-max-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest a stream waits for a provider's rate limit, per page, before it ends with a resumable "
+        "error line (default: env UNICRM_STREAM_MAX_WAIT_S or 60)",
+    )
     _add_db(serve)
 
     token = sub.add_parser("token", help="API tokens")
@@ -86,8 +94,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.store.settings import stream_max_wait_s
 
-    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir))
+    try:
+        max_wait = stream_max_wait_s(args.stream_max_wait)
+    except ValueError as exc:
+        print(f"unicrm serve: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir, stream_max_wait_s=max_wait))
     # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
     return 0

@@ -22,6 +22,7 @@ from unicrm.api.state import AppState
 from unicrm.engine.errors import ApiError, reason_phrase
 from unicrm.outbound.pool import Timeouts
 from unicrm.store.database import Store
+from unicrm.store.settings import stream_max_wait_s
 
 log = logging.getLogger("unicrm")
 
@@ -33,6 +34,8 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: how long a stream waits for a provider's rate limit per page (`UNICRM_STREAM_MAX_WAIT_S`)
+    stream_max_wait_s: float = field(default_factory=stream_max_wait_s)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -79,7 +82,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
-        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
+        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts, config.stream_max_wait_s)
         await app.state.unicrm.accounts.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections

@@ -9,6 +9,7 @@ from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.engine.pacing import DEFAULT_MAX_WAIT_S
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
 from unicrm.store.database import Store
@@ -25,10 +26,14 @@ class AppState:
     pool: SessionPool
 
     @classmethod
-    def build(cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None) -> AppState:
+    def build(
+        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, stream_max_wait_s: float = DEFAULT_MAX_WAIT_S
+    ) -> AppState:
         pool = SessionPool(timeouts)
         accounts = AccountCache(store)
-        engine = Engine(all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret))
+        engine = Engine(
+            all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret), stream_max_wait_s=stream_max_wait_s
+        )
         accounts.listeners.append(engine.forget_account)
         return cls(store=store, engine=engine, accounts=accounts, auth=TokenAuthenticator(store), pool=pool)
 

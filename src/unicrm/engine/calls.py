@@ -236,7 +236,7 @@ class ProviderCall:
         if status == 429:
             retry = retry_after_seconds(self.provider, response)
             headers["Retry-After"] = str(retry)
-            return ApiError(
+            error = ApiError(
                 429,
                 f"{label} rate limit reached{suffix}. Retry after {retry} s.",
                 remote=True,
@@ -244,6 +244,9 @@ class ProviderCall:
                 headers=headers,
                 insight={"rate_limit_error": {"description": f"{label} is rate limiting this account"}},
             )
+            # What the provider itself asked for (None when it said nothing): a stream waits it out.
+            error.retry_after_s = rate_limit_state(self.provider, response).wait_s
+            return error
         if status >= 500:
             return ApiError(
                 502,
@@ -366,33 +369,78 @@ def rate_limit_headers(provider: Provider, response: ProviderResponse) -> dict[s
 
 
 def _reset_seconds(value: str, kind: str) -> int | None:
+    seconds = _reset_in(value, kind)
+    return None if seconds is None else max(0, int(seconds + 0.999))
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """What one provider answer says about its rate-limit window, in seconds from now.
+
+    `remaining`: requests left in the window; `reset_s`: until the window resets; `wait_s`:
+    the wait a 429 asks for (its Retry-After, else its reset). None where the provider is silent.
+    """
+
+    remaining: int | None = None
+    reset_s: float | None = None
+    wait_s: float | None = None
+
+
+def rate_limit_state(provider: Provider, response: ProviderResponse) -> RateLimitState:
+    """The provider's rate-limit headers of one answer, read through its declaration."""
+    spec = provider.rate_limit
+    remaining: int | None = None
+    if spec.remaining and (value := response.headers.get(spec.remaining)):
+        try:
+            remaining = int(float(value))
+        except ValueError:
+            remaining = None
+    reset = _reset_in(response.headers.get(spec.reset), spec.reset_kind) if spec.reset else None
+    wait: float | None = None
+    if response.status == 429:
+        wait = _retry_after_in(response.headers.get(spec.retry_after)) if spec.retry_after else None
+        if wait is None:
+            wait = reset
+    return RateLimitState(remaining, reset, wait)
+
+
+def _reset_in(value: str | None, kind: str) -> float | None:
+    """Seconds from now until a reset header's moment (may be <= 0 when it has passed)."""
+    if not value:
+        return None
     try:
         if kind == "seconds":
-            return max(0, int(float(value) + 0.999))
+            return float(value)
         if kind == "epoch":
-            return max(0, int(float(value) - time.time() + 0.999))
-        return max(0, int(parse_iso_datetime(value).timestamp() - time.time() + 0.999))
+            return float(value) - time.time()
+        return parse_iso_datetime(value).timestamp() - time.time()
     except (TypeError, ValueError):
+        return None
+
+
+def _retry_after_in(value: str | None) -> float | None:
+    """A Retry-After value (delta seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError):
         return None
 
 
 def retry_after_seconds(provider: Provider, response: ProviderResponse) -> int:
     """Whole seconds to wait after a 429: the provider's Retry-After, else its reset header, else 10."""
-    spec = provider.rate_limit
-    value = response.headers.get(spec.retry_after) if spec.retry_after else None
-    if value:
-        try:
-            return max(1, int(float(value) + 0.999))
-        except ValueError:
-            try:
-                return max(1, int(parsedate_to_datetime(value).timestamp() - time.time() + 0.999))
-            except (TypeError, ValueError):
-                pass
-    if spec.reset and (reset := response.headers.get(spec.reset)):
-        seconds = _reset_seconds(reset, spec.reset_kind)
-        if seconds is not None:
-            return max(1, seconds)
-    return 10
+    wait = rate_limit_state(provider, response).wait_s if response.status == 429 else None
+    if wait is None:
+        spec = provider.rate_limit
+        wait = _retry_after_in(response.headers.get(spec.retry_after)) if spec.retry_after else None
+        if wait is None and spec.reset:
+            wait = _reset_in(response.headers.get(spec.reset), spec.reset_kind)
+    return 10 if wait is None else max(1, int(wait + 0.999))
 
 
 def record_of(endpoint: Endpoint, response: ProviderResponse) -> Any:

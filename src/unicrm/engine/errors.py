@@ -39,6 +39,8 @@ class ApiError(Exception):
         self.raw_response = raw_response
         self.insight = insight or {}
         self.headers = headers or {}
+        #: for a provider's 429: the seconds it asked to wait (Retry-After or reset), if it said
+        self.retry_after_s: float | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the error in Truto's shape."""

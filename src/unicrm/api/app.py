@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from unicrm.api import admin, unified
+from unicrm.api.hotpath import UnifiedRouter
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
 from unicrm.api.state import AppState
@@ -106,5 +107,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
+    # The same routes, with the two hot GETs recognised before Starlette's route-by-route match.
+    app.router = UnifiedRouter(app.router.routes, lifespan=lifespan)
     app.state.openapi = openapi_document()
     return app

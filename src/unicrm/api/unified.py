@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -21,6 +22,7 @@ from unicrm.model import OPERATIONS
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/projects"
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _state(request: Request) -> AppState:
@@ -35,8 +37,12 @@ def _query(request: Request) -> dict[str, Any]:
 
 
 async def _account(request: Request, query: dict[str, Any]) -> Account:
-    state = _state(request)
-    environment = await state.auth.environment_of(request)
+    return await resolve_account(_state(request), request.headers.get("authorization", ""), query)
+
+
+async def resolve_account(state: AppState, authorization: str, query: dict[str, Any]) -> Account:
+    """The token's environment, then the `integrated_account_id` of the query in it (or a 4xx)."""
+    environment = await state.auth.environment_for(authorization)
     raw = query.get("integrated_account_id")
     if isinstance(raw, list):
         raw = raw[-1] if raw else None
@@ -44,10 +50,13 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
         raise bad_request(
             "integrated_account_id is required: add ?integrated_account_id=<uuid> (list accounts with GET /integrated-account)."
         )
-    try:
-        account_id = str(uuid.UUID(raw))
-    except ValueError:
-        raise bad_request(f"integrated_account_id must be a UUID; got {raw!r}.") from None
+    if _CANONICAL_UUID.fullmatch(raw):
+        account_id = raw  # already in the form uuid.UUID would give (the form every answer shows)
+    else:
+        try:
+            account_id = str(uuid.UUID(raw))
+        except ValueError:
+            raise bad_request(f"integrated_account_id must be a UUID; got {raw!r}.") from None
     account = await state.accounts.get(account_id, environment)
     if account is None:
         raise not_found(f"No integrated account {account_id} in this environment. List yours with GET /integrated-account.")

@@ -61,6 +61,11 @@ class Exchange:
     body: Any
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    #: the answer, kept so `response_headers` is copied only when the debug format asks
+    response: ProviderResponse | None = field(default=None, repr=False)
+
+    def answer_headers(self) -> dict[str, str]:
+        return dict(self.response.headers) if self.response is not None else self.response_headers
 
 
 class ProviderCall:
@@ -75,6 +80,7 @@ class ProviderCall:
         pool: SessionPool,
         gateway: AccountGateway,
         secrets: frozenset[str] = frozenset(),
+        base_url: str | None = None,
     ) -> None:
         self.provider = provider
         self.mapping = mapping
@@ -87,8 +93,15 @@ class ProviderCall:
         self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
         self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
-        base = context.get("base_url") or provider.base_url.format_map(self._template_context())
-        self.base_url = str(base).rstrip("/")
+        self._headers: dict[str, str] = {}
+        self._headers_for: dict[str, Any] | None = None
+        self.base_url = base_url if base_url is not None else self.base_url_of(provider, context)
+
+    @staticmethod
+    def base_url_of(provider: Provider, context: Mapping[str, Any]) -> str:
+        """The account's base URL: its context's `base_url`, else the declaration's template filled in."""
+        base = context.get("base_url") or provider.base_url.format_map(_template_values(provider, context))
+        return str(base).rstrip("/")
 
     # ------------------------------------------------------------------ building requests
     def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
@@ -98,16 +111,16 @@ class ProviderCall:
         return self.base_url + path
 
     def headers(self) -> dict[str, str]:
-        values = self._template_context()
-        out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
-        out.update(auth_headers(self.provider.auth, self.context))
-        return out
+        # Built once per context: a token refresh replaces `self.context`, and with it these.
+        if self._headers_for is not self.context:
+            values = self._template_context()
+            out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
+            out.update(auth_headers(self.provider.auth, self.context))
+            self._headers, self._headers_for = out, self.context
+        return dict(self._headers)
 
     def _template_context(self) -> _Ctx:
-        """Context values for `{key}` templates; a declared default fills a key left unset."""
-        values = _Ctx({c.name: c.default for c in self.provider.context if c.default is not None})
-        values.update({k: v for k, v in self.context.items() if v not in (None, "")})
-        return values
+        return _template_values(self.provider, self.context)
 
     def plan(self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any) -> Exchange:
         """The request that would be sent (for dry runs), redacted."""
@@ -184,9 +197,11 @@ class ProviderCall:
         headers = self.headers()
         exchange = Exchange(method, url, headers, query, payload)
         self.exchanges.append(exchange)
-        response = await send(self.pool, method, url, params=query, json_body=payload, headers=headers, retriable=retriable)
+        response = await send(
+            self.pool, method, url, params=query, json_body=payload, headers=headers, retriable=retriable, origin=self.base_url
+        )
         exchange.status = response.status
-        exchange.response_headers = dict(response.headers)
+        exchange.response = response
         return response
 
     async def _refresh(self, force: bool = False) -> None:
@@ -317,11 +332,18 @@ class ProviderCall:
             [(k, self.redact(v)) for k, v in exchange.params],
             self.redact(exchange.body),
             exchange.status,
-            {k: self.redact(v) for k, v in exchange.response_headers.items()},
+            {k: self.redact(v) for k, v in exchange.answer_headers().items()},
         )
 
     def debug_exchanges(self) -> list[Exchange]:
         return [self._redacted(e) for e in self.exchanges]
+
+
+def _template_values(provider: Provider, context: Mapping[str, Any]) -> _Ctx:
+    """Context values for `{key}` templates; a declared default fills a key left unset."""
+    values = _Ctx({c.name: c.default for c in provider.context if c.default is not None})
+    values.update({k: v for k, v in context.items() if v not in (None, "")})
+    return values
 
 
 class _Ctx(dict[str, Any]):

@@ -92,6 +92,8 @@ class Engine:
         #: the longest a stream waits for a provider's rate limit, in total for one page
         self.stream_max_wait_s = stream_max_wait_s
         self._lookups: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        # account id -> (its context object, its secrets, its base URL)
+        self._setups: dict[str, tuple[dict[str, Any], frozenset[str], str]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _open(self, account: AccountLike, op: Op) -> tuple[Provider, CompiledMapping, ProviderCall]:
@@ -107,13 +109,16 @@ class Engine:
                 "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
                 remote=True,
             )
-        secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
+        context = account.context
+        setup = self._setups.get(account.id)
+        if setup is None or setup[0] is not context:
+            # Once per account (and again when its context object changes), not per request.
+            secrets = frozenset(str(context.get(c.name, "")) for c in provider.context if c.secret)
+            setup = (context, secrets, ProviderCall.base_url_of(provider, context))
+            self._setups[account.id] = setup
         mapping = self.mappings[provider.name]
-        return (
-            provider,
-            mapping,
-            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets),
-        )
+        call = ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, setup[1], base_url=setup[2])
+        return provider, mapping, call
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall, pacer: Pacer | None = None) -> Lookups:
         if not provider.lookups:
@@ -141,6 +146,7 @@ class Engine:
         """Drop cached reference data of an account (its context changed)."""
         for key in [k for k in self._lookups if k[0] == account_id]:
             del self._lookups[key]
+        self._setups.pop(account_id, None)
 
     # ------------------------------------------------------------------ list
     async def list(self, account: AccountLike, query: dict[str, Any]) -> Result:

@@ -92,13 +92,16 @@ async def send(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
     retriable: bool | None = None,
+    origin: str | None = None,
 ) -> ProviderResponse:
     """Send a request; raise `ApiError` 504 on timeout and 502 when the provider is unreachable.
 
     `retriable` says the request changes nothing (default: only a GET), so transient failures
-    are retried.
+    are retried. `origin`: a URL of the same scheme, host and port whose session to use (the
+    account's base URL: its pool key is computed once, not per record URL).
     """
-    session = pool.session_for(url)
+    session = pool.session_for(origin or url)
+    query = list(params) if params else None
     data = orjson.dumps(json_body) if json_body is not None else None
     send_headers = dict(headers or {})
     if data is not None:
@@ -109,7 +112,7 @@ async def send(
         try:
             async with asyncio.timeout(pool.timeouts.read):
                 async with session.request(
-                    method, url, params=list(params or ()), data=data, headers=send_headers, allow_redirects=False
+                    method, url, params=query, data=data, headers=send_headers, allow_redirects=False
                 ) as resp:
                     body = await resp.read()
                     response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -14,6 +15,12 @@ class Timeouts:
 
     connect: float = 5.0
     read: float = 30.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class SessionPool:
@@ -29,8 +36,7 @@ class SessionPool:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
 
     def session_for(self, url: str) -> aiohttp.ClientSession:
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
+        key = _origin(url)
         session = self._sessions.get(key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit_per_host, ttl_dns_cache=300, enable_cleanup_closed=True)

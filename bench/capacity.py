@@ -81,7 +81,7 @@ def operations(client: Client, account: str, record_id: str) -> dict[str, Any]:
 
 async def cpu_part(requests: int) -> list[tuple[str, float]]:
     emulators = start_emulators(["capsule"], dataset_size=1000)
-    server = start_server()
+    server = start_server(allow_origins=emulators.origins)
     out: list[tuple[str, float]] = []
     with closing_all(emulators, server):
         account = server.create_account("capsule", emulators.running["capsule"]["context"])
@@ -131,7 +131,7 @@ async def db_and_memory_part(requests: int, accounts: int, database_url: str | N
         environment = await store.ensure_environment("capacity")
         ids = [(await store.create_account(environment, "capsule", f"t{i}", context)).id for i in range(accounts + 1)]
         await store.close()
-        server = ServerThread(ServerConfig(database_url=url, data_dir=data_dir))
+        server = ServerThread(ServerConfig(database_url=url, data_dir=data_dir, allow_origins=tuple(emulators.origins)))
         app = server.server.config.app
         server.__enter__()
         try:

@@ -143,7 +143,7 @@ def main() -> int:
         f"= {needed} requests; limit {limit} per {window:g} s => bound {bound:.1f} s"
     )
     emulators = start_emulators([args.provider], dataset_size=size)
-    server = start_server()
+    server = start_server(allow_origins=emulators.origins)
     with closing_all(emulators, server):
         running = emulators.running[args.provider]
         account = server.create_account(args.provider, running["context"])

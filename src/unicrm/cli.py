@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest a stream waits for a provider's rate limit, per page, before it ends with a resumable "
         "error line (default: env UNICRM_STREAM_MAX_WAIT_S or 60)",
     )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let provider calls reach this scheme://host[:port] besides the providers' own (repeatable; "
+        "*. may be the first host label; env UNICRM_ALLOW_ORIGINS, comma-separated)",
+    )
     _add_db(serve)
 
     token = sub.add_parser("token", help="API tokens")
@@ -94,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.outbound.policy import OriginError
     from unicrm.store.settings import stream_max_wait_s
 
     try:
@@ -101,9 +110,30 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"unicrm serve: {exc}", file=sys.stderr)
         return 2
-    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir, stream_max_wait_s=max_wait))
+    try:
+        app = create_app(
+            ServerConfig(
+                database_url=args.database_url,
+                data_dir=args.data_dir,
+                allow_origins=tuple(args.allow_origin),
+                stream_max_wait_s=max_wait,
+            )
+        )
+    except OriginError as exc:
+        print(f"--allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
+        return 2
     # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    from unicrm.api.limits import JsonErrorProtocol
+
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
+        http=JsonErrorProtocol,
+    )
     return 0
 
 
@@ -158,6 +188,7 @@ async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.limits import JsonErrorProtocol
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
     from unicrm.store.database import Store
@@ -179,11 +210,15 @@ async def _demo(args: argparse.Namespace) -> None:
         accounts[name] = account.id
     await store.close()
     config = uvicorn.Config(
-        create_app(ServerConfig(database_url=database_url, data_dir=data_dir)),
+        # The demo's accounts point at its emulators on loopback: allow exactly those origins.
+        create_app(
+            ServerConfig(database_url=database_url, data_dir=data_dir, allow_origins=tuple(r.origin for r in running.values()))
+        ),
         host=args.host,
         port=args.port,
         log_level="warning",
         access_log=False,
+        http=JsonErrorProtocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

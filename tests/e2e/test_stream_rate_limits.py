@@ -88,7 +88,11 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     url = f"sqlite+aiosqlite:///{data_dir}/rl.db"
     token, _, _ = asyncio.run(setup_store(url, data_dir, {}))
     config = ServerConfig(
-        database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=5.0), stream_max_wait_s=MAX_WAIT_S
+        database_url=url,
+        data_dir=data_dir,
+        timeouts=Timeouts(connect=2.0, read=5.0),
+        stream_max_wait_s=MAX_WAIT_S,
+        allow_origins=tuple(e.origin for e in emulators.values()),
     )
     server = ServerThread(config)
     server.__enter__()

@@ -5,22 +5,26 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from unicrm.api import admin, unified
 from unicrm.api.hotpath import UnifiedRouter
+from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
 from unicrm.api.state import AppState
 from unicrm.engine.errors import ApiError, reason_phrase
+from unicrm.outbound.policy import OriginPolicy, operator_origins
 from unicrm.outbound.pool import Timeouts
 from unicrm.store.database import Store
 from unicrm.store.settings import stream_max_wait_s
@@ -37,6 +41,11 @@ class ServerConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: how long a stream waits for a provider's rate limit per page (`UNICRM_STREAM_MAX_WAIT_S`)
     stream_max_wait_s: float = field(default_factory=stream_max_wait_s)
+    #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
+    #: server adds those of `UNICRM_ALLOW_ORIGINS`.
+    allow_origins: tuple[str, ...] = ()
+    #: The largest request body accepted (413 above it); env UNICRM_MAX_BODY_BYTES.
+    max_body: int = field(default_factory=lambda: int(os.environ.get("UNICRM_MAX_BODY_BYTES", DEFAULT_MAX_BODY)))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -79,11 +88,15 @@ async def health(request: Request) -> Response:
 def create_app(config: ServerConfig | None = None) -> Starlette:
     """Build the application; the store opens (and migrates) when the server starts."""
     config = config or ServerConfig()
+    # Parsed now, so that a malformed origin stops the server before it listens.
+    policy = OriginPolicy(operator_origins(config.allow_origins))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
-        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts, config.stream_max_wait_s)
+        app.state.unicrm = AppState.build(
+            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, stream_max_wait_s=config.stream_max_wait_s
+        )
         await app.state.unicrm.accounts.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections
@@ -105,6 +118,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             Route("/health", health, methods=["GET"]),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(BoundedInput, max_body=config.max_body)],
         lifespan=lifespan,
     )
     # The same routes, with the two hot GETs recognised before Starlette's route-by-route match.

@@ -80,7 +80,8 @@ async def _get(scope: Scope, receive: Receive, send: Send) -> None:
     state: AppState = scope["app"].state.unicrm
     query = _query(scope)
     account = await unified.resolve_account(state, _authorization(scope), query)
-    await send_result(await state.engine.get(account, scope["path_params"]["id"], query), scope, receive, send)
+    record_id = unified.checked_record_id(scope["path_params"]["id"])
+    await send_result(await state.engine.get(account, record_id, query), scope, receive, send)
 
 
 class UnifiedRouter(Router):

@@ -10,6 +10,7 @@ from unicrm.api.auth import TokenAuthenticator
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
 from unicrm.engine.pacing import DEFAULT_MAX_WAIT_S
+from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
 from unicrm.store.database import Store
@@ -27,9 +28,14 @@ class AppState:
 
     @classmethod
     def build(
-        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, stream_max_wait_s: float = DEFAULT_MAX_WAIT_S
+        cls,
+        store: Store,
+        cursor_secret: bytes,
+        timeouts: Timeouts | None = None,
+        policy: OriginPolicy | None = None,
+        stream_max_wait_s: float = DEFAULT_MAX_WAIT_S,
     ) -> AppState:
-        pool = SessionPool(timeouts)
+        pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
         engine = Engine(
             all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret), stream_max_wait_s=stream_max_wait_s

@@ -17,6 +17,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from unicrm.engine.errors import ApiError
+from unicrm.outbound.policy import Destinations, OutboundRefused, RefusedAddress
 from unicrm.outbound.pool import SessionPool
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -92,15 +93,16 @@ async def send(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
     retriable: bool | None = None,
-    origin: str | None = None,
+    destinations: Destinations,
 ) -> ProviderResponse:
     """Send a request; raise `ApiError` 504 on timeout and 502 when the provider is unreachable.
 
     `retriable` says the request changes nothing (default: only a GET), so transient failures
-    are retried. `origin`: a URL of the same scheme, host and port whose session to use (the
-    account's base URL: its pool key is computed once, not per record URL).
+    are retried. `destinations` are the origins the request may go to (see `outbound.policy`).
+    A redirect is never followed: it is a 502 naming where it pointed. A failure that leaves
+    the outcome of a write unknown carries `outcome="unknown"`.
     """
-    session = pool.session_for(origin or url)
+    session = session_or_refusal(pool, url, destinations)
     query = list(params) if params else None
     data = orjson.dumps(json_body) if json_body is not None else None
     send_headers = dict(headers or {})
@@ -116,14 +118,35 @@ async def send(
                 ) as resp:
                     body = await resp.read()
                     response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))
+            if 300 <= response.status < 400 and response.status != 304:
+                raise redirect_error(response, method, url, write=retries == 0)
             if last or resp.status not in RETRY_STATUSES:
                 return response
-        except TimeoutError:
+        except TimeoutError as exc:
             if last:
+                connect_phase = isinstance(exc, aiohttp.ConnectionTimeoutError)
                 raise ApiError(
                     504,
                     f"The provider did not answer within {pool.timeouts.read:g} s ({method} {_redact_url(url)}). "
                     "Try again later; if it keeps happening the provider is degraded.",
+                    remote=True,
+                    outcome=None if connect_phase else "unknown",
+                ) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Connecting failed: nothing was sent, whatever the method.
+            if isinstance(exc.os_error, RefusedAddress):
+                raise ApiError(
+                    502,
+                    f"unicrm refused to connect to {exc.host}: {exc.os_error}. Provider calls only reach public "
+                    "addresses unless the operator allowed the origin explicitly: "
+                    f"--allow-origin {_origin(url)} (or UNICRM_ALLOW_ORIGINS).",
+                    remote=True,
+                ) from None
+            if last:
+                raise ApiError(
+                    502,
+                    f"Could not connect to the provider ({method} {_redact_url(url)}): {type(exc).__name__}. "
+                    "Nothing was sent. Try again later.",
                     remote=True,
                 ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
@@ -137,9 +160,35 @@ async def send(
                     502,
                     f"Could not get an answer from the provider ({method} {_redact_url(url)}): {type(exc).__name__}. {advice}",
                     remote=True,
+                    outcome="unknown",
                 ) from None
         await asyncio.sleep(BACKOFF_S[attempt])
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def session_or_refusal(pool: SessionPool, url: str, destinations: Destinations) -> aiohttp.ClientSession:
+    """The pooled session for an allowed URL; a 400 naming the origin and how to allow it otherwise."""
+    try:
+        return pool.session_for(url, destinations)
+    except OutboundRefused as exc:
+        raise ApiError(400, f"This integrated account's provider URL is refused: {exc.reason}.") from None
+
+
+def redirect_error(response: ProviderResponse, method: str, url: str, *, write: bool) -> ApiError:
+    """A provider redirect as a 502 that says where it pointed (redirects are never followed)."""
+    location = response.headers.get("Location", "(no Location header)")
+    return ApiError(
+        502,
+        f"The provider answered {method} {_redact_url(url)} with a redirect (HTTP {response.status}) to "
+        f"{_redact_url(location)}; unicrm never follows redirects, so credentials stay with the declared origin. "
+        "If the provider moved, update the account's base_url (and allow the new origin if it is not declared).",
+        remote=True,
+        outcome="unknown" if write else None,
+    )
+
+
+def _origin(url: str) -> str:
+    return "/".join(url.split("/", 3)[:3])
 
 
 def _redact_url(url: str) -> str:

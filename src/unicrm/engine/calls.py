@@ -89,6 +89,8 @@ class CallSetup:
     secrets: tuple[str, ...]
     needles: tuple[bytes, ...]
     base_url: str
+    #: the request headers built from the declaration's templates and the auth scheme
+    headers: dict[str, str]
 
 
 class ProviderCall:
@@ -117,12 +119,13 @@ class ProviderCall:
         self.last_response: ProviderResponse | None = None
         self.destinations = destinations
         # Built once per context (a token refresh replaces `self.context`, and with it these).
-        self._headers: dict[str, str] = {}
-        self._headers_for: dict[str, Any] | None = None
         setup = setup or self.learn(provider, context)
         self._secrets = setup.secrets
         self._needles = setup.needles
         self.base_url = setup.base_url
+        self._headers = setup.headers
+        self._headers_for: dict[str, Any] | None = context
+        self._headers_checked = False
 
     @staticmethod
     def learn(provider: Provider, context: Mapping[str, Any]) -> CallSetup:
@@ -142,8 +145,11 @@ class ProviderCall:
                 continue
             variants.update({secret, orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)})
         secrets = tuple(sorted(variants, key=len, reverse=True))
-        base = context.get("base_url") or render_url(provider.base_url, _template_values(provider, context))
-        return CallSetup(secrets, tuple(v.encode() for v in secrets), str(base).rstrip("/"))
+        values = _template_values(provider, context)
+        base = context.get("base_url") or render_url(provider.base_url, values)
+        headers = {k: v.format_map(values) for k, v in provider.headers.items()}
+        headers.update(auth_headers(provider.auth, context))
+        return CallSetup(secrets, tuple(v.encode() for v in secrets), str(base).rstrip("/"), headers)
 
     def _learn_secrets(self) -> None:
         setup = self.learn(self.provider, self.context)
@@ -160,20 +166,22 @@ class ProviderCall:
         return self.base_url + path
 
     def headers(self) -> dict[str, str]:
-        if self._headers_for is self.context:
-            return dict(self._headers)
-        values = self._template_context()
-        out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
-        out.update(auth_headers(self.provider.auth, self.context))
-        for name, value in out.items():
-            if not value.isprintable():
-                # CR/LF would split the header (and aiohttp refuses it); accounts are checked on
-                # create/patch, this catches one stored before that check existed.
-                raise bad_request(
-                    f"The {name} header built from this account's context holds control characters; fix the context."
-                )
-        self._headers, self._headers_for = out, self.context
-        return dict(out)
+        # Built from the context it was given (a token refresh replaces `self.context`: rebuilt then).
+        if self._headers_for is not self.context:
+            values = self._template_context()
+            self._headers = {k: v.format_map(values) for k, v in self.provider.headers.items()}
+            self._headers.update(auth_headers(self.provider.auth, self.context))
+            self._headers_for, self._headers_checked = self.context, False
+        if not self._headers_checked:
+            for name, value in self._headers.items():
+                if not value.isprintable():
+                    # CR/LF would split the header (and aiohttp refuses it); accounts are checked on
+                    # create/patch, this catches one stored before that check existed.
+                    raise bad_request(
+                        f"The {name} header built from this account's context holds control characters; fix the context."
+                    )
+            self._headers_checked = True
+        return dict(self._headers)
 
     def _template_context(self) -> _Ctx:
         return _template_values(self.provider, self.context)
@@ -394,7 +402,9 @@ class ProviderCall:
         """
         body = response.body
         dirty_body = any(n in body for n in self._needles)
-        dirty_headers = any(self.redact(v) != v for v in response.headers.values())
+        # One scan per credential over all header values at once (a false hit only costs the full pass below).
+        joined = "\n".join(response.headers.values())
+        dirty_headers = any(secret in joined for secret in self._secrets)
         if not dirty_body and not dirty_headers:
             return response
         for needle in self._needles:

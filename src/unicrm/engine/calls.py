@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -91,6 +92,8 @@ class CallSetup:
     base_url: str
     #: the request headers built from the declaration's templates and the auth scheme
     headers: dict[str, str]
+    #: any of `needles`, found in one pass over an answer's body (None: no credentials)
+    needle_pattern: re.Pattern[bytes] | None = None
 
 
 class ProviderCall:
@@ -122,6 +125,7 @@ class ProviderCall:
         setup = setup or self.learn(provider, context)
         self._secrets = setup.secrets
         self._needles = setup.needles
+        self._needle_pattern = setup.needle_pattern
         self.base_url = setup.base_url
         self._headers = setup.headers
         self._headers_for: dict[str, Any] | None = context
@@ -149,11 +153,13 @@ class ProviderCall:
         base = context.get("base_url") or render_url(provider.base_url, values)
         headers = {k: v.format_map(values) for k, v in provider.headers.items()}
         headers.update(auth_headers(provider.auth, context))
-        return CallSetup(secrets, tuple(v.encode() for v in secrets), str(base).rstrip("/"), headers)
+        needles = tuple(v.encode() for v in secrets)
+        pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
+        return CallSetup(secrets, needles, str(base).rstrip("/"), headers, pattern)
 
     def _learn_secrets(self) -> None:
         setup = self.learn(self.provider, self.context)
-        self._secrets, self._needles = setup.secrets, setup.needles
+        self._secrets, self._needles, self._needle_pattern = setup.secrets, setup.needles, setup.needle_pattern
 
     # ------------------------------------------------------------------ building requests
     def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
@@ -194,6 +200,9 @@ class ProviderCall:
     def _shape(
         self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any
     ) -> tuple[str, str, list[tuple[str, str]], Any]:
+        if not params and endpoint.params_in != "body" and not endpoint.id_in_body and body is None:
+            # A plain read (GET by id): its query is the declaration's, flattened once.
+            return endpoint.method, self.url_for(endpoint, record_id), _declared_query(endpoint), None
         params = {**endpoint.query, **params}
         payload = body
         if endpoint.params_in == "body":
@@ -401,7 +410,7 @@ class ProviderCall:
         every path, including a provider that echoes the request's headers back.
         """
         body = response.body
-        dirty_body = any(n in body for n in self._needles)
+        dirty_body = self._needle_pattern is not None and self._needle_pattern.search(body) is not None
         # One scan per credential over all header values at once (a false hit only costs the full pass below).
         joined = "\n".join(response.headers.values())
         dirty_headers = any(secret in joined for secret in self._secrets)
@@ -448,6 +457,18 @@ class ProviderCall:
 
     def debug_exchanges(self) -> list[Exchange]:
         return [self._redacted(e) for e in self.exchanges]
+
+
+_DECLARED_QUERIES: dict[int, tuple[Endpoint, list[tuple[str, str]]]] = {}
+
+
+def _declared_query(endpoint: Endpoint) -> list[tuple[str, str]]:
+    """`flatten_params(endpoint.query)`, computed once per endpoint (a fresh list each time)."""
+    known = _DECLARED_QUERIES.get(id(endpoint))
+    if known is None or known[0] is not endpoint:
+        known = (endpoint, flatten_params(endpoint.query))
+        _DECLARED_QUERIES[id(endpoint)] = known
+    return list(known[1])
 
 
 def _template_values(provider: Provider, context: Mapping[str, Any]) -> _Ctx:

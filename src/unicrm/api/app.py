@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from unicrm.api import admin, unified
+from unicrm.api import admin, connect, link_tokens, unified, webhooks
 from unicrm.api.hotpath import UnifiedRouter
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
@@ -41,6 +41,14 @@ class ServerConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: how long a stream waits for a provider's rate limit per page (`UNICRM_STREAM_MAX_WAIT_S`)
     stream_max_wait_s: float = field(default_factory=stream_max_wait_s)
+    #: Where browsers reach the server (connect links, the OAuth redirect URI); default: the
+    #: request's own origin, or `UNICRM_PUBLIC_URL`.
+    public_url: str | None = None
+    #: Run the webhook sender in this process (every server does by default).
+    send_webhooks: bool = True
+    #: Webhook endpoints may resolve to private addresses (a local receiver); env
+    #: UNICRM_WEBHOOK_PRIVATE_TARGETS=1. Otherwise only origins allowed with --allow-origin may.
+    webhook_private_targets: bool = field(default_factory=lambda: os.environ.get("UNICRM_WEBHOOK_PRIVATE_TARGETS") == "1")
     #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
     #: server adds those of `UNICRM_ALLOW_ORIGINS`.
     allow_origins: tuple[str, ...] = ()
@@ -95,9 +103,16 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(
-            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, stream_max_wait_s=config.stream_max_wait_s
+            store,
+            store.secret_box.derive_key("cursor"),
+            config.timeouts,
+            policy,
+            config.webhook_private_targets,
+            stream_max_wait_s=config.stream_max_wait_s,
         )
         await app.state.unicrm.accounts.start()
+        if config.send_webhooks:
+            await app.state.unicrm.sender.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections
         # stop re-walking ~100,000 start-up objects (about a fifth of the CPU in a profile).
@@ -113,6 +128,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         routes=[
             *unified.ROUTES,
             *admin.ROUTES,
+            *link_tokens.ROUTES,
+            *connect.ROUTES,
+            *webhooks.ROUTES,
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
@@ -124,4 +142,5 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     # The same routes, with the two hot GETs recognised before Starlette's route-by-route match.
     app.router = UnifiedRouter(app.router.routes, lifespan=lifespan)
     app.state.openapi = openapi_document()
+    app.state.public_url = config.public_url
     return app

@@ -97,6 +97,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
             "schemas": {
                 "Project": project,
                 "ProjectBody": body,
@@ -115,7 +116,8 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}],
-        "paths": {
+        "paths": _connect_paths()
+        | {
             base: {
                 "get": {
                     "summary": "List projects",
@@ -198,6 +200,13 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _connect_paths() -> dict[str, Any]:
+    """The connect routes' path items, declared next to their handlers (issue 11)."""
+    from unicrm.api import link_tokens, webhooks
+
+    return {**link_tokens.OPENAPI_PATHS, **webhooks.OPENAPI_PATHS}
 
 
 DOCS_PAGE = """<!doctype html>

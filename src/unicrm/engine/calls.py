@@ -8,6 +8,7 @@ builds URLs or handles credentials itself. Every exchange can be recorded (redac
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 import time
@@ -136,24 +137,17 @@ class ProviderCall:
         """What an account's context alone decides: its credentials in every form, its base URL.
 
         The credentials: the context's secret values, the auth headers sent (a Basic token is
-        not in the context as such), and their JSON-escaped and URL-encoded forms, longest first
-        so that a longer secret is replaced before a shorter one inside it.
+        not in the context as such), and their JSON-escaped and URL-encoded forms (see `secret_forms`).
         """
         raw = {str(context.get(c.name)) for c in provider.context if c.secret and context.get(c.name)}
         for value in auth_headers(provider.auth, context).values():
             raw.add(value)
             raw.add(value.partition(" ")[2])
-        variants: set[str] = set()
-        for secret in raw:
-            if len(secret) < MIN_SECRET_LENGTH:
-                continue
-            variants.update({secret, orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)})
-        secrets = tuple(sorted(variants, key=len, reverse=True))
+        secrets, needles = secret_forms(frozenset(raw))
         values = _template_values(provider, context)
         base = context.get("base_url") or render_url(provider.base_url, values)
         headers = {k: v.format_map(values) for k, v in provider.headers.items()}
         headers.update(auth_headers(provider.auth, context))
-        needles = tuple(v.encode() for v in secrets)
         pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
         return CallSetup(secrets, needles, str(base).rstrip("/"), headers, pattern)
 
@@ -411,7 +405,6 @@ class ProviderCall:
         """
         body = response.body
         dirty_body = self._needle_pattern is not None and self._needle_pattern.search(body) is not None
-        # One scan per credential over all header values at once (a false hit only costs the full pass below).
         joined = "\n".join(response.headers.values())
         dirty_headers = any(secret in joined for secret in self._secrets)
         if not dirty_body and not dirty_headers:
@@ -476,6 +469,22 @@ def _template_values(provider: Provider, context: Mapping[str, Any]) -> _Ctx:
     values = _Ctx({c.name: c.default for c in provider.context if c.default is not None})
     values.update({k: v for k, v in context.items() if v not in (None, "")})
     return values
+
+
+@functools.lru_cache(maxsize=4096)
+def secret_forms(raw: frozenset[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """Each secret as sent, JSON-escaped and URL-encoded, longest first (so that a longer
+    secret is replaced before a shorter one inside it); cached, since every request of an
+    account asks for the same set."""
+    variants: set[str] = set()
+    for secret in raw:
+        if len(secret) < MIN_SECRET_LENGTH:
+            continue
+        escaped = orjson.dumps(secret).decode()[1:-1]
+        # `\/` too: some JSON encoders (PHP's among them) escape the slash.
+        variants.update({secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe=""), quote_plus(secret)})
+    ordered = tuple(sorted(variants, key=len, reverse=True))
+    return ordered, tuple(v.encode() for v in ordered)
 
 
 class _Ctx(dict[str, Any]):

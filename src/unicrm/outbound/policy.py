@@ -92,24 +92,9 @@ class Origin:
         return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
 
 
-_UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f]")
-# Allowed origins remembered per Destinations (one per provider): bounded, since base URLs
-# come from accounts' contexts.
-MAX_REMEMBERED_ORIGINS = 1024
-
-
-def _authority_key(url: str) -> str | None:
-    """`scheme://` plus everything up to the next `/`: two URLs with the same key have the same origin.
-
-    (The authority ends at the first `/`, `?` or `#`, all inside the key when they come first.)
-    """
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.split("/", 1)[0] if sep else None
-
-
 def origin_of(url: str) -> Origin:
     """The origin of an http(s) URL, or `OriginError` saying why it has none."""
-    if _UNSAFE_CHAR.search(url):
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
         raise OriginError("contains spaces or control characters")
     try:
         parts = urlsplit(url)
@@ -205,7 +190,9 @@ class Destinations:
         self.label = label
         self.declared = tuple(declared)
         self.operator = tuple(operator)
-        self._allowed: dict[str, OriginRule] = {}
+        # `scheme://netloc` text → the rule it passed with. The origin of a URL depends only on
+        # that text, so a hit skips the parse (this runs for every provider call).
+        self._passed: dict[str, OriginRule] = {}
 
     def rule_for(self, url: str) -> OriginRule | None:
         origin = origin_of(url)
@@ -221,19 +208,10 @@ class Destinations:
 
     def check(self, url: str) -> OriginRule:
         """The rule that lets this URL through, or `OutboundRefused`."""
-        # Every call checks its URL; the origin's verdict is remembered, the URL's characters
-        # are checked each time (they are what differs from call to call).
-        key = _authority_key(url)
-        if key is not None and not _UNSAFE_CHAR.search(url):
-            known = self._allowed.get(key)
-            if known is not None:
-                return known
-        rule = self._check(url)
-        if key is not None and len(self._allowed) < MAX_REMEMBERED_ORIGINS:
-            self._allowed[key] = rule
-        return rule
-
-    def _check(self, url: str) -> OriginRule:
+        parts = url.split("/", 3)
+        prefix = "/".join(parts[:3]) if len(parts) > 3 else None
+        if prefix is not None and (hit := self._passed.get(prefix)) is not None:
+            return hit
         try:
             origin = origin_of(url)
         except OriginError as exc:
@@ -241,6 +219,8 @@ class Destinations:
         rule = self.rule_for(url)
         if rule is None:
             raise OutboundRefused(str(origin), self.refusal(str(origin)))
+        if prefix is not None and len(self._passed) < 4096:
+            self._passed[prefix] = rule
         return rule
 
     def refusal(self, origin: str) -> str:

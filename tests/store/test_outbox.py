@@ -4,33 +4,17 @@ back off on failure, give up after the last attempt, and survive a restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 
 from tests.connect_support import WebhookReceiver
-from tests.databases import fresh_database
 from unicrm.api.webhook_worker import WebhookSender, verify_signature
 from unicrm.store import webhooks as outbox
 from unicrm.store.database import Store
 from unicrm.store.models import WebhookDeliveryRow
 from unicrm.store.webhooks import WebhookStore
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path, prefix="unicrm_outbox") as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(database_url, tmp_path)
-    yield s
-    await s.close()
 
 
 async def _due_now(store: Store) -> None:

@@ -42,6 +42,10 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _aware_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _aware(moment)
+
+
 @dataclass(frozen=True)
 class Account:
     """An integrated account with its decrypted context."""

@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, delete, insert, or_, select, update
 
-from unicrm.store.database import Store
+from unicrm.store.database import Store, _now
+from unicrm.store.database import _aware_or_none as _aware
 from unicrm.store.models import WebhookDeliveryRow, WebhookRow
 
 EVENT_TYPES = (
@@ -32,16 +33,6 @@ EVENT_TYPES = (
 )
 MAX_ATTEMPTS = 8
 CLAIM_FOR = timedelta(seconds=60)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime | None) -> str | None:

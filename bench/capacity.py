@@ -36,6 +36,8 @@ import orjson
 from _support import closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
 from sqlalchemy import event
 
+from unicrm.cli import example_body
+
 BASE = "/unified/crm/projects"
 
 
@@ -56,7 +58,7 @@ class Client:
             return orjson.loads(payload) if payload else None
 
 
-def operations(client: Client, account: str, record_id: str) -> dict[str, Any]:
+def operations(client: Client, account: str, record_id: str, template: dict[str, Any]) -> dict[str, Any]:
     """One coroutine factory per operation; create/update/delete work on projects they create."""
     created: list[str] = []
 
@@ -67,7 +69,7 @@ def operations(client: Client, account: str, record_id: str) -> dict[str, Any]:
         await client.call("GET", BASE, account, extra="&limit=100")
 
     async def create() -> None:
-        project = await client.call("POST", BASE, account, {"name": f"Capacity {time.monotonic_ns()}"})
+        project = await client.call("POST", BASE, account, {**template, "name": f"Capacity {time.monotonic_ns()}"})
         created.append(project["id"])
 
     async def update() -> None:
@@ -88,7 +90,8 @@ async def cpu_part(requests: int) -> list[tuple[str, float]]:
         async with aiohttp.ClientSession() as session:
             client = Client(session, server.base_url, server.token)
             record_id = (await client.call("GET", BASE, account, extra="&limit=1"))["result"][0]["id"]
-            ops = operations(client, account, record_id)
+            template = await example_body(server.base_url, server.token, "capsule", account) or {}
+            ops = operations(client, account, record_id, template)
             for name, op in ops.items():
                 for _ in range(20):  # warm-up (and projects for update/delete to work on)
                     await op() if name != "delete" else None
@@ -140,7 +143,8 @@ async def db_and_memory_part(requests: int, accounts: int, database_url: str | N
                 client = Client(session, server.base_url, token)
                 first = ids[0]
                 record_id = (await client.call("GET", BASE, first, extra="&limit=1"))["result"][0]["id"]
-                ops = operations(client, first, record_id)
+                template = await example_body(server.base_url, token, "capsule", first) or {}
+                ops = operations(client, first, record_id, template)
                 for name, op in ops.items():
                     for _ in range(5):
                         await op() if name != "delete" else None

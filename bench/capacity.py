@@ -47,10 +47,12 @@ class Client:
         self.base_url = base_url
         self.headers = {"Authorization": f"Bearer {token}"}
 
-    async def call(self, method: str, path: str, account: str, body: Any = None, extra: str = "") -> Any:
+    async def call(self, method: str, path: str, account: str, body: Any = None, extra: str = "", key: str | None = None) -> Any:
         url = f"{self.base_url}{path}?integrated_account_id={account}{extra}"
         data = orjson.dumps(body) if body is not None else None
-        headers = {**self.headers, "Content-Type": "application/json"} if data else self.headers
+        headers = {**self.headers, "Content-Type": "application/json"} if data else dict(self.headers)
+        if key:
+            headers["Idempotency-Key"] = key
         async with self.session.request(method, url, data=data, headers=headers) as resp:
             payload = await resp.read()
             if resp.status >= 300:
@@ -72,13 +74,25 @@ def operations(client: Client, account: str, record_id: str, template: dict[str,
         project = await client.call("POST", BASE, account, {**template, "name": f"Capacity {time.monotonic_ns()}"})
         created.append(project["id"])
 
+    async def create_idempotent() -> None:
+        body = {**template, "name": f"Capacity {time.monotonic_ns()}"}
+        project = await client.call("POST", BASE, account, body, key=f"capacity-{time.monotonic_ns()}")
+        created.append(project["id"])
+
     async def update() -> None:
         await client.call("PATCH", f"{BASE}/{created[len(created) // 2]}", account, {"description": "updated"})
 
     async def delete() -> None:
         await client.call("DELETE", f"{BASE}/{created.pop()}", account)
 
-    return {"get": get, "list 100": list_page, "create": create, "update": update, "delete": delete}
+    return {
+        "get": get,
+        "list 100": list_page,
+        "create": create,
+        "create, Idempotency-Key": create_idempotent,
+        "update": update,
+        "delete": delete,
+    }
 
 
 async def cpu_part(requests: int) -> list[tuple[str, float]]:
@@ -197,7 +211,7 @@ def main() -> int:
     print()
     print(f"server CPU per request (Capsule emulator, {requests} sequential requests each)")
     for name, us in cpu:
-        print(f"  {name:<10} {us:>8,.0f} µs")
+        print(f"  {name:<24} {us:>8,.0f} µs")
     figures = asyncio.run(db_and_memory_part(requests, accounts, args.database_url))
     print()
     print("SQL statements per request (account and token caches warm)")

@@ -1,4 +1,4 @@
-"""The two hot routes, `GET /unified/crm/projects` and `GET /unified/crm/projects/{id}`, served lean.
+"""The two hot routes, `GET /unified/crm/{resource}` and `GET /unified/crm/{resource}/{id}`, served lean.
 
 A profile of the GET hot path showed Starlette's per-request machinery (matching the request
 against every route in turn, a `Request` object, a `Response` object and its header encoding,
@@ -26,7 +26,7 @@ from unicrm.api.state import AppState
 from unicrm.engine.errors import bad_request
 from unicrm.engine.operations import Result
 
-PREFIX = unified.BASE + "/"
+PREFIX = unified.PREFIX
 _JSON_TYPE = JSON_TYPE.encode("latin-1")
 Endpoint = Callable[..., Awaitable[Any]]
 
@@ -73,15 +73,17 @@ async def _list(scope: Scope, receive: Receive, send: Send) -> None:
     state: AppState = scope["app"].state.unicrm
     query = _query(scope)
     account = await unified.resolve_account(state, _authorization(scope), query)
-    await send_result(await state.engine.list(account, query), scope, receive, send)
+    model = unified.resource_model(scope["path_params"]["resource"])
+    await send_result(await state.engine.list(account, query, model.name), scope, receive, send)
 
 
 async def _get(scope: Scope, receive: Receive, send: Send) -> None:
     state: AppState = scope["app"].state.unicrm
     query = _query(scope)
     account = await unified.resolve_account(state, _authorization(scope), query)
+    model = unified.resource_model(scope["path_params"]["resource"])
     record_id = unified.checked_record_id(scope["path_params"]["id"])
-    await send_result(await state.engine.get(account, record_id, query), scope, receive, send)
+    await send_result(await state.engine.get(account, record_id, query, model.name), scope, receive, send)
 
 
 class UnifiedRouter(Router):
@@ -93,14 +95,16 @@ class UnifiedRouter(Router):
             root = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            if path == unified.BASE:
-                _matched(scope, unified.list_projects, {})
-                await _list(scope, receive, send)
-                return
             if path.startswith(PREFIX):
-                record_id = path[len(PREFIX) :]
-                if record_id and "/" not in record_id:
-                    _matched(scope, unified.get_project, {"id": record_id})
+                # `{resource}` and `{resource}/{id}`: one or two non-empty segments (what
+                # Starlette's `[^/]+` path parameters match); anything else goes the usual way.
+                resource, slash, record_id = path[len(PREFIX) :].partition("/")
+                if resource and not slash:
+                    _matched(scope, unified.list_records, {"resource": resource})
+                    await _list(scope, receive, send)
+                    return
+                if resource and record_id and "/" not in record_id:
+                    _matched(scope, unified.get_record, {"resource": resource, "id": record_id})
                     await _get(scope, receive, send)
                     return
         await super().app(scope, receive, send)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
@@ -11,6 +11,7 @@ from unicrm.api.webhook_worker import Events, WebhookSender
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
 from unicrm.engine.pacing import DEFAULT_MAX_WAIT_S
+from unicrm.engine.proxy import Proxy
 from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
@@ -32,6 +33,10 @@ class AppState:
     webhooks: WebhookStore
     sender: WebhookSender
     events: Events
+    proxy: Proxy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proxy = Proxy(self.engine)
 
     @classmethod
     def build(

@@ -36,7 +36,7 @@ from _support import closing_all, cpu_seconds, machine, proc_status, start_emula
 from unicrm.providers import all_providers
 
 TARGET_FRACTION = 0.9
-FLAT_TOLERANCE_MB = 5.0
+FLAT_TOLERANCE_MB = 2.0
 
 
 @dataclass
@@ -182,12 +182,17 @@ def main() -> int:
     print("server RSS MB along the stream: " + ", ".join(f"{n:,} {mb:.1f}" for n, mb in out.curve))
     print(f"server CPU          {server_cpu:.2f} s ({server_cpu / max(out.records, 1) * 1e6:.1f} µs per record)")
     exact = out.records == out.unique == size and not out.errors
-    flat = peak_mb - idle_mb <= FLAT_TOLERANCE_MB
+    # Flat: no growth along the stream once the first pages' one-time allocations are done
+    # (from a fifth of the records to the last), so a longer export would need no more.
+    early = out.curve[1][1] if len(out.curve) > 1 else idle_mb
+    growth = max((mb for _, mb in out.curve), default=early) - early
+    flat = growth <= FLAT_TOLERANCE_MB
     print()
     print(f"every record exactly once: {'yes' if exact else 'NO'}")
     print(f"bound / elapsed >= {TARGET_FRACTION}: {'met' if fraction >= TARGET_FRACTION else 'MISSED'} ({fraction:.3f})")
     print(
-        f"memory flat (peak within {FLAT_TOLERANCE_MB:g} MB of idle): {'met' if flat else 'MISSED'} (+{peak_mb - idle_mb:.1f} MB)"
+        f"memory flat (growth from a fifth of the stream to its end <= {FLAT_TOLERANCE_MB:g} MB): "
+        f"{'met' if flat else 'MISSED'} (+{growth:.1f} MB; idle to peak +{peak_mb - idle_mb:.1f} MB)"
     )
     print("the first window's requests go at once, so a run can finish before the bound (ratio > 1) but not before the floor.")
     return 0 if exact else 1

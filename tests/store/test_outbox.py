@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from tests.connect_support import WebhookReceiver
@@ -125,3 +126,36 @@ async def test_a_private_target_is_refused_unless_allowed(store: Store) -> None:
         assert len(receiver.received) == 1
     finally:
         await receiver.stop()
+
+
+async def test_an_account_change_and_its_event_commit_together(store: Store) -> None:
+    from unicrm.api.webhook_worker import Events
+
+    env = await store.ensure_environment("default")
+    hooks = WebhookStore(store)
+    hook = await hooks.create(env, "http://127.0.0.1:9/never", None)
+    events = Events(hooks, None)
+    account = await store.create_account(
+        env, "strawblond", "t", {"api_key": "k"}, then=events.on("integrated_account:created", lambda a: {"id": a.id})
+    )
+    (row,) = await hooks.deliveries(hook.id)
+    assert row["event"] == "integrated_account:created"
+
+    async def broken(conn: object, a: object) -> None:
+        raise RuntimeError("the outbox write failed")
+
+    with pytest.raises(RuntimeError):
+        await store.create_account(env, "strawblond", "t2", {"api_key": "k"}, then=broken)
+    accounts, _ = await store.list_accounts(env)
+    assert [a.tenant_id for a in accounts] == ["t"]  # the failed event took its account with it
+    with pytest.raises(RuntimeError):
+        await store.delete_account(account.id, env, then=broken)
+    assert await store.get_account(account.id, env) is not None
+    assert await store.set_account_status(
+        account.id, "needs_reauth", "x", then=events.on("integrated_account:authentication_error", lambda a: {"id": a.id})
+    )
+    assert not await store.set_account_status(account.id, "needs_reauth", "y", then=broken)  # unchanged: no event
+    assert [r["event"] for r in await hooks.deliveries(hook.id)] == [
+        "integrated_account:authentication_error",
+        "integrated_account:created",
+    ]

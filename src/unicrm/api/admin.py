@@ -133,8 +133,14 @@ async def new_account(state: AppState, environment: str, provider: Provider, ten
     """Validate a context and create the account (the one path: POST /integrated-account and the connect page)."""
     checked = validate_context(provider, context)
     check_context(provider, state.engine.destinations[provider.name], checked)
-    account = await state.store.create_account(environment, provider.name, tenant, checked)
-    await state.events.emit(environment, "integrated_account:created", account_document(account, provider))
+    account = await state.store.create_account(
+        environment,
+        provider.name,
+        tenant,
+        checked,
+        then=state.events.on("integrated_account:created", lambda a: account_document(a, provider)),
+    )
+    state.events.wake()
     return account
 
 
@@ -143,12 +149,17 @@ async def replace_credentials(state: AppState, account: Account, provider: Provi
     checked = validate_context(provider, context)
     check_context(provider, state.engine.destinations[provider.name], checked)
     updated = await state.store.update_account(
-        account.id, account.environment_id, context=checked, status="active", last_error=None
+        account.id,
+        account.environment_id,
+        context=checked,
+        status="active",
+        last_error=None,
+        then=state.events.on("integrated_account:active", lambda a: account_document(a, provider)),
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
-    await state.events.emit(account.environment_id, "integrated_account:active", account_document(updated, provider))
+    state.events.wake()
     return updated
 
 
@@ -269,21 +280,24 @@ async def update_account(request: Request) -> Response:
         context=context,
         status="active" if context is not None else None,
         last_error=None if context is not None else account.last_error,
+        then=state.events.on("integrated_account:updated", lambda a: account_document(a, provider)),
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
-    await state.events.emit(environment, "integrated_account:updated", account_document(updated, provider))
+    state.events.wake()
     return JSONResponse(account_document(updated, provider))
 
 
 async def delete_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)
-    await state.store.delete_account(account.id, environment)
-    await state.accounts.changed(account.id)
     provider = state.engine.providers.get(account.integration)
-    await state.events.emit(environment, "integrated_account:deleted", account_document(account, provider))
+    await state.store.delete_account(
+        account.id, environment, then=state.events.on("integrated_account:deleted", lambda a: account_document(a, provider))
+    )
+    await state.accounts.changed(account.id)
+    state.events.wake()
     return JSONResponse({"id": account.id})
 
 

@@ -76,7 +76,8 @@ async def test_list_pages_with_the_providers_own_pagination(harness: Harness, pr
         resp = await proxy(harness, "GET", provider, native.collection, "limit=7" + (f"&next_cursor={cursor}" if cursor else ""))
         assert resp.status == 200, resp.text
         body = resp.json()
-        assert set(body) == {"result", "next_cursor"}
+        assert set(body) == {"result", "next_cursor", "prev_cursor", "result_count"}
+        assert body["result_count"] == len(body["result"]) and body["prev_cursor"] is None
         assert isinstance(body["result"], list) and len(body["result"]) <= 7
         seen.extend(str(r[native.id_key]) for r in body["result"])
         pages += 1

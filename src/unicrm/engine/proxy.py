@@ -112,7 +112,9 @@ class Proxy:
             raise _unreadable(provider, response)
         nxt = paginator.next(state, size, response, records)
         next_cursor = self.engine.codec.encode(account.id, fingerprint, nxt) if nxt and nxt != state and records else None
-        return Result(body={"result": records, "next_cursor": next_cursor}, headers=rate_limit_headers(provider, response))
+        # Truto's proxy envelope is the unified one: prev_cursor and result_count too.
+        envelope = {"result": records, "next_cursor": next_cursor, "prev_cursor": None, "result_count": len(records)}
+        return Result(body=envelope, headers=rate_limit_headers(provider, response))
 
     async def single(
         self, account: AccountLike, method: str, resource: str, record_id: str | None, raw_query: str, body: Any

@@ -208,3 +208,17 @@ async def test_a_401_refreshes_the_token_and_the_proxy_call_goes_through(harness
     resp = await proxy(harness, "GET", provider, native.collection, "limit=2")
     assert resp.status == 200, resp.text
     assert (await harness.control(provider, "stats")).get("refreshes", 0) == before + 1
+
+
+async def test_a_proxy_create_with_an_idempotency_key_is_sent_once(harness: Harness) -> None:
+    provider = "insightly"
+    key = f"proxy-{uuid.uuid4()}"
+    body = {"PROJECT_NAME": f"Idempotent {key[-6:]}", "STATUS": "Not Started"}
+    before = len(await harness.provider_requests(provider))
+    first = await proxy(harness, "POST", provider, "Projects", json=body, headers={"Idempotency-Key": key})
+    again = await proxy(harness, "POST", provider, "Projects", json=body, headers={"Idempotency-Key": key})
+    assert first.status in (200, 201) and again.status == first.status, again.text
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == first.json()
+    posts = [r for r in (await harness.provider_requests(provider))[before:] if r["method"] == "POST"]
+    assert len(posts) == 1
+    await proxy(harness, "DELETE", provider, f"Projects/{first.json()['PROJECT_ID']}")

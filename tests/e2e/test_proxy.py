@@ -191,6 +191,12 @@ async def test_bad_proxy_requests(harness: Harness) -> None:
     assert_unified_error(
         await harness.call("GET", "/proxy/kases", query=f"integrated_account_id={harness.accounts[provider]}", token=None), 401
     )
+    assert_unified_error(await proxy(harness, "GET", provider, "..%2Fsecret"), 400)
+    before = len(await harness.provider_requests(provider))
+    odd = await proxy(harness, "GET", provider, "kases%3Fpage%3D2")  # a decoded `?` stays in the path
+    assert_unified_error(odd, 404)
+    sent = (await harness.provider_requests(provider))[before:]
+    assert sent and sent[-1]["path"].endswith("/kases?page=2") and sent[-1]["query"]["page"] == "1"
     cursor = await proxy(harness, "GET", provider, "parties", "next_cursor=garbage")
     assert_unified_error(cursor, 400)
 

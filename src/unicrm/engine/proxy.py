@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Query parameters of ours, never forwarded to the provider.
 OWN_PARAMS = frozenset({"integrated_account_id", "next_cursor", "limit"})
+#: Characters left as they are in a native resource path (RFC 3986 pchar and `/`).
+PATH_SAFE = "/:@!$&'()*+,;="
 PROXY_OPS: dict[str, Op] = {"GET": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}
 
 
@@ -77,7 +79,8 @@ class Proxy:
     def _url(call: ProviderCall, provider: Provider, resource: str, record_id: str | None = None) -> str:
         if not resource or resource.startswith(".") or ".." in resource.split("/"):
             raise bad_request(f"{resource!r} is not a resource path of {provider.label}.")
-        path = f"{provider.proxy_prefix}/{resource}"
+        # Quoted so a decoded `?`, `#` or `%` stays part of the path, never a query or fragment.
+        path = provider.proxy_prefix + "/" + quote(resource, safe=PATH_SAFE)
         if record_id is not None:
             path += "/" + quote(record_id, safe="")
         return call.base_url + path

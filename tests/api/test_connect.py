@@ -406,3 +406,13 @@ async def test_oauth_token_that_does_not_work_is_not_saved(env: ConnectEnv, brow
     assert status == 400
     assert "gave a token that does not work" in page_text(html) and "Nothing was connected" in page_text(html)
     assert not [a for a in await env.accounts() if a["tenant_id"] == "t-bad-token"]
+
+
+async def test_a_link_that_gives_every_value_only_asks_to_confirm(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(
+        tenant_id="t-given", integrations=["strawblond"], context={"api_key": env.paste["strawblond"]["api_key"]}
+    )
+    status, html, _ = await get(browser, link["url"])
+    assert status == 200 and "Connect StrawBlond</button>" in html and 'name="api_key"' not in html
+    status, html, _ = await form_post(browser, env.harness.base_url + "/connect/strawblond", {"link_token": _token(link)})
+    assert status == 200 and "StrawBlond is connected" in page_text(html)

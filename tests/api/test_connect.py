@@ -76,6 +76,7 @@ async def test_link_token_answer_and_storage(env: ConnectEnv) -> None:
         ({"tenant_id": "a", "integrations": ["insightly"], "context": {"pod": "evil.example#"}}, 400, "must match"),
         ({"tenant_id": "a", "expires_in": 0}, 400, "expires_in"),
         ({"tenant_id": "a", "colour": "red"}, 400, "Unknown link-token field"),
+        ({"tenant_id": "a", "scopes": "read"}, 400, "scopes must be a list"),
         ({"integrated_account_id": "not-a-uuid"}, 400, "must be a UUID"),
         ({"integrated_account_id": "00000000-0000-0000-0000-000000000000"}, 404, "No such integrated account"),
     ],
@@ -416,3 +417,9 @@ async def test_a_link_that_gives_every_value_only_asks_to_confirm(env: ConnectEn
     assert status == 200 and "Connect StrawBlond</button>" in html and 'name="api_key"' not in html
     status, html, _ = await form_post(browser, env.harness.base_url + "/connect/strawblond", {"link_token": _token(link)})
     assert status == 200 and "StrawBlond is connected" in page_text(html)
+
+
+async def test_link_scopes_replace_the_declared_ones(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-scopes", integrations=["capsule"], scopes=["read"])
+    _, params = await _to_consent(env, browser, link, "capsule")
+    assert params["scope"] == "read"

@@ -521,6 +521,7 @@ async def start_oauth(request: Request) -> Response:
             redirect_uri=_callback_url(request),
             state=_sign_state(state, nonce, link.id),
             code_challenge=challenge,
+            scopes=link.scopes,
         )
         return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
     except Problem as problem:

@@ -46,6 +46,10 @@ def integration_document(provider: Provider) -> dict[str, Any]:
         "documentation_link": provider.docs_url,
         "authentication_method": provider.auth.scheme,
         "operations": sorted(provider.endpoints),
+        # Every unified resource and its operations (projects' are `operations` above).
+        "resources": {
+            name: sorted(view.endpoints) for name in provider.resource_names() if (view := provider.for_resource(name))
+        },
         "connect": {"oauth2_authorization_code": provider.oauth_connect, "form": bool(provider.form_fields)},
         "context_schema": {
             "type": "object",

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from unicrm.api import admin, connect, link_tokens, unified, webhooks
+from unicrm.api import admin, connect, link_tokens, proxy, unified, webhooks
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
@@ -118,6 +118,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app = Starlette(
         routes=[
             *unified.ROUTES,
+            *proxy.ROUTES,
             *admin.ROUTES,
             *link_tokens.ROUTES,
             *connect.ROUTES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from unicrm import __version__
-from unicrm.model import FIELDS, json_schema_for
+from unicrm.model import RESOURCES, ResourceModel, field_schema
 from unicrm.providers import all_providers
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -56,19 +56,8 @@ def _responses(ok: str, schema: dict[str, Any], status: str = "200") -> dict[str
     return out
 
 
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 for the unified projects API and the account routes."""
-    project = {
-        "type": "object",
-        "properties": {f.name: json_schema_for(f.kind, f.enum) | {"description": f.description} for f in FIELDS}
-        | {"remote_data": {"type": "object"}},
-    }
-    body = {
-        "type": "object",
-        "properties": {f.name: json_schema_for(f.kind, f.enum) for f in FIELDS if not f.response_only}
-        | {"remote_data": {"type": "object", "description": "merged as-is into the provider body"}},
-        "additionalProperties": False,
-    }
+def _resource_paths(model: ResourceModel, ops: set[str]) -> dict[str, Any]:
+    """The paths of one resource: the operations some provider declares, plus meta."""
     common = (
         "integrated_account_id",
         "truto_response_format",
@@ -77,100 +66,137 @@ def openapi_document() -> dict[str, Any]:
         "truto_skip_api_call",
         "remote_query",
     )
+    ref = {"$ref": f"#/components/schemas/{model.schema_name}"}
+    body_ref = {"$ref": f"#/components/schemas/{model.schema_name}Body"}
     listing = {
         "type": "object",
         "properties": {
-            "result": {"type": "array", "items": {"$ref": "#/components/schemas/Project"}},
+            "result": {"type": "array", "items": ref},
             "next_cursor": {"type": ["string", "null"]},
             "prev_cursor": {"type": "null"},
             "result_count": {"type": "integer"},
         },
     }
-    ref = {"$ref": "#/components/schemas/Project"}
-    base = "/unified/crm/projects"
+    plural, singular = model.name, model.singular
+    base = f"/unified/crm/{plural}"
+    collection: dict[str, Any] = {}
+    item: dict[str, Any] = {}
+    if "list" in ops:
+        collection["get"] = {
+            "summary": f"List {plural}",
+            "parameters": _params(
+                *common, "truto_key_by", "truto_ignore_limit", "limit", "next_cursor", "updated_at", "created_at"
+            ),
+            "responses": _responses(f"A page of {plural}", listing),
+        }
+    if "create" in ops:
+        collection["post"] = {
+            "summary": f"Create a {singular}",
+            "parameters": _params(*common),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body_ref}}},
+            "responses": _responses(f"The created {singular}", ref, "201"),
+        }
+    if "get" in ops:
+        item["get"] = {
+            "summary": f"Get a {singular}",
+            "parameters": _params("id", *common),
+            "responses": _responses(f"The {singular}", ref),
+        }
+    if "update" in ops:
+        item["patch"] = {
+            "summary": f"Update a {singular}",
+            "parameters": _params("id", *common),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body_ref}}},
+            "responses": _responses(f"The updated {singular}", ref),
+        }
+    if "delete" in ops:
+        item["delete"] = {
+            "summary": f"Delete a {singular}",
+            "parameters": _params("id", *common),
+            "responses": _responses(f"The deleted {singular} or {{id}}", ref),
+        }
+    return {
+        base: collection,
+        base + "/{id}": item,
+        base + "/meta/{method}": {
+            "get": {
+                "summary": "What the account's integration supports for a method",
+                "parameters": _params("method", "integrated_account_id"),
+                "responses": _responses("Meta", {"type": "object"}),
+            },
+        },
+        base + "/{integration}/meta/{method}": {
+            "get": {
+                "summary": "What an integration supports for a method",
+                "parameters": _params("integration", "method"),
+                "responses": _responses("Meta", {"type": "object"}),
+            },
+        },
+    }
+
+
+def _schemas(model: ResourceModel) -> dict[str, Any]:
+    record = {
+        "type": "object",
+        "description": model.description,
+        "properties": {f.name: field_schema(f) | {"description": f.description} for f in model.fields}
+        | {"remote_data": {"type": "object"}},
+    }
+    body = {
+        "type": "object",
+        "properties": {f.name: field_schema(f) for f in model.fields if not f.response_only}
+        | {"remote_data": {"type": "object", "description": "merged as-is into the provider body"}},
+        "additionalProperties": False,
+    }
+    return {model.schema_name: record, f"{model.schema_name}Body": body}
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for the unified CRM resources (operations any provider declares) and the account routes."""
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    providers = all_providers()
+    for model in RESOURCES.values():
+        ops: set[str] = set()
+        for provider in providers.values():
+            view = provider.for_resource(model.name)
+            if view is not None:
+                ops |= set(view.endpoints)
+        if model.name == "projects":
+            ops |= {"list", "get", "create", "update", "delete"}
+        if not ops:
+            continue
+        schemas |= _schemas(model)
+        paths |= _resource_paths(model, ops)
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["statusCode", "error", "message"],
+        "properties": {
+            "statusCode": {"type": "integer"},
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "truto_is_remote_error": {"type": "boolean"},
+            "raw_response": {},
+            "truto_error_insight": {"type": "object"},
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "unicrm",
             "version": __version__,
-            "description": "Unified API for CRM projects (Truto wire-compatible).",
+            "description": "Unified API for CRM projects and the records they point to (Truto wire-compatible).",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
-            "schemas": {
-                "Project": project,
-                "ProjectBody": body,
-                "Error": {
-                    "type": "object",
-                    "required": ["statusCode", "error", "message"],
-                    "properties": {
-                        "statusCode": {"type": "integer"},
-                        "error": {"type": "string"},
-                        "message": {"type": "string"},
-                        "truto_is_remote_error": {"type": "boolean"},
-                        "raw_response": {},
-                        "truto_error_insight": {"type": "object"},
-                    },
-                },
-            },
+            "schemas": schemas,
         },
         "security": [{"bearer": []}],
         "paths": _connect_paths()
         | {
-            base: {
-                "get": {
-                    "summary": "List projects",
-                    "parameters": _params(
-                        *common, "truto_key_by", "truto_ignore_limit", "limit", "next_cursor", "updated_at", "created_at"
-                    ),
-                    "responses": _responses("A page of projects", listing),
-                },
-                "post": {
-                    "summary": "Create a project",
-                    "parameters": _params(*common),
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}},
-                    },
-                    "responses": _responses("The created project", ref, "201"),
-                },
-            },
-            base + "/{id}": {
-                "get": {
-                    "summary": "Get a project",
-                    "parameters": _params("id", *common),
-                    "responses": _responses("The project", ref),
-                },
-                "patch": {
-                    "summary": "Update a project",
-                    "parameters": _params("id", *common),
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProjectBody"}}},
-                    },
-                    "responses": _responses("The updated project", ref),
-                },
-                "delete": {
-                    "summary": "Delete a project",
-                    "parameters": _params("id", *common),
-                    "responses": _responses("The deleted project or {id}", ref),
-                },
-            },
-            base + "/meta/{method}": {
-                "get": {
-                    "summary": "What the account's integration supports for a method",
-                    "parameters": _params("method", "integrated_account_id"),
-                    "responses": _responses("Meta", {"type": "object"}),
-                },
-            },
-            base + "/{integration}/meta/{method}": {
-                "get": {
-                    "summary": "What an integration supports for a method",
-                    "parameters": _params("integration", "method"),
-                    "responses": _responses("Meta", {"type": "object"}),
-                },
-            },
+            **paths,
+            **_proxy_paths(),
             "/integration": {
                 "get": {
                     "summary": "Integrations and their context schema",
@@ -197,6 +223,64 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": _params("id"),
                     "responses": _responses("{id}", {"type": "object"}),
                 },
+            },
+        },
+    }
+
+
+def _proxy_paths() -> dict[str, Any]:
+    """Truto's proxy API: the provider's own resources with the account's credentials."""
+    resource = {
+        "name": "resource",
+        "in": "path",
+        "required": True,
+        "description": "A native resource path of the integration (a `/` inside it written %2F)",
+        "schema": {"type": "string"},
+    }
+    account = _params("integrated_account_id")
+    native = {"type": "object", "description": "The provider's own JSON, forwarded as it is", "additionalProperties": True}
+    listing = {
+        "type": "object",
+        "properties": {"result": {"type": "array", "items": native}, "next_cursor": {"type": ["string", "null"]}},
+    }
+    body = {"required": True, "content": {"application/json": {"schema": native}}}
+    item = [resource, *_params("id"), *account]
+    return {
+        "/proxy/{resource}": {
+            "get": {
+                "summary": "List a native resource, paged with the provider's own pagination",
+                "parameters": [resource, *account, *_params("limit", "next_cursor")],
+                "responses": _responses("A page of native records", listing),
+            },
+            "post": {
+                "summary": "Create a native record",
+                "parameters": [resource, *account],
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native, "201"),
+            },
+        },
+        "/proxy/{resource}/{id}": {
+            "get": {
+                "summary": "Get a native record",
+                "parameters": item,
+                "responses": _responses("The provider's answer", native),
+            },
+            "patch": {
+                "summary": "Update a native record",
+                "parameters": item,
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native),
+            },
+            "put": {
+                "summary": "Replace a native record",
+                "parameters": item,
+                "requestBody": body,
+                "responses": _responses("The provider's answer", native),
+            },
+            "delete": {
+                "summary": "Delete a native record",
+                "parameters": item,
+                "responses": _responses("The provider's answer, or {id}", native),
             },
         },
     }

@@ -1,4 +1,8 @@
-"""`/unified/crm/projects` routes: auth, account resolution, idempotency, rendering."""
+"""`/unified/crm/{resource}` routes: auth, account resolution, idempotency, rendering.
+
+One set of routes serves every unified resource (projects, users, accounts, ...); an unknown
+resource name is a 404 naming the known ones, a resource the account's provider lacks a 405.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.errors import ApiError, bad_request, not_found
-from unicrm.engine.meta import meta_document
+from unicrm.engine.meta import meta_document, missing_resource_meta
 from unicrm.engine.operations import Result
-from unicrm.model import OPERATIONS
+from unicrm.model import OPERATIONS, RESOURCES, ResourceModel
 from unicrm.store.database import Account
 
-BASE = "/unified/crm/projects"
+BASE = "/unified/crm/{resource}"
 MAX_ID_CHARS = 256
 MAX_KEY_CHARS = 255
 
@@ -57,10 +61,18 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
     return account
 
 
-async def _body(request: Request) -> Any:
+def _resource(request: Request) -> ResourceModel:
+    name = request.path_params["resource"]
+    model = RESOURCES.get(name)
+    if model is None:
+        raise not_found(f"No unified resource {name!r}; unified CRM resources are: {', '.join(RESOURCES)}.")
+    return model
+
+
+async def _body(request: Request, model: ResourceModel) -> Any:
     raw = await request.body()
     if not raw.strip():
-        raise bad_request("The request body is empty: send a JSON object with unified project fields.")
+        raise bad_request(f"The request body is empty: send a JSON object with unified {model.singular} fields.")
     return parse_json_body(raw)
 
 
@@ -81,40 +93,49 @@ def render(result: Result) -> Response:
     return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
-async def list_projects(request: Request) -> Response:
+async def list_records(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.list(account, query))
+    model = _resource(request)
+    return render(await _state(request).engine.list(account, query, model.name))
 
 
-async def get_project(request: Request) -> Response:
+async def get_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.get(account, _record_id(request), query))
+    model = _resource(request)
+    return render(await _state(request).engine.get(account, _record_id(request), query, model.name))
 
 
-async def delete_project(request: Request) -> Response:
+async def delete_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.delete(account, _record_id(request), query))
+    model = _resource(request)
+    return render(await _state(request).engine.delete(account, _record_id(request), query, model.name))
 
 
-async def create_project(request: Request) -> Response:
+async def create_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    body = await _body(request)
+    model = _resource(request)
+    body = await _body(request, model)
     key = request.headers.get("idempotency-key")
     # A reference derived from the key: stable across retries, never the key itself.
     reference = "unicrm-" + hashlib.sha256(f"{account.environment_id}\0{key}".encode()).hexdigest()[:32] if key else None
-    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query, reference))
+    return await _idempotent(
+        request, account, body, lambda: _state(request).engine.create(account, body, query, reference, resource=model.name)
+    )
 
 
-async def update_project(request: Request) -> Response:
+async def update_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    body = await _body(request)
+    model = _resource(request)
+    body = await _body(request, model)
     record_id = _record_id(request)
-    return await _idempotent(request, account, body, lambda: _state(request).engine.update(account, record_id, body, query))
+    return await _idempotent(
+        request, account, body, lambda: _state(request).engine.update(account, record_id, body, query, model.name)
+    )
 
 
 async def _idempotent(request: Request, account: Account, body: Any, run: Any) -> Response:
@@ -165,31 +186,40 @@ def _method(request: Request) -> str:
     return str(method)
 
 
+def _meta(request: Request, integration: str, model: ResourceModel) -> Response:
+    engine = _state(request).engine
+    method = _method(request)
+    mapping = engine.resource_mappings.get((integration, model.name))
+    if mapping is None:
+        return JSONResponse(missing_resource_meta(engine.providers[integration], model.name, method))
+    return JSONResponse(meta_document(mapping, method))  # type: ignore[arg-type]
+
+
 async def meta_for_account(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    mapping = _state(request).engine.mappings.get(account.integration)
-    if mapping is None:
+    model = _resource(request)
+    if account.integration not in _state(request).engine.providers:
         raise not_found(f"Integration {account.integration!r} is not available on this server.")
-    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+    return _meta(request, account.integration, model)
 
 
 async def meta_for_integration(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
+    model = _resource(request)
     name = request.path_params["integration"]
-    mapping = _state(request).engine.mappings.get(name)
-    if mapping is None:
-        known = ", ".join(sorted(_state(request).engine.mappings))
+    if name not in _state(request).engine.providers:
+        known = ", ".join(sorted(_state(request).engine.providers))
         raise not_found(f"No integration named {name!r}; available: {known}.")
-    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+    return _meta(request, name, model)
 
 
 ROUTES = [
-    Route(BASE, list_projects, methods=["GET"]),
-    Route(BASE, create_project, methods=["POST"]),
+    Route(BASE, list_records, methods=["GET"]),
+    Route(BASE, create_record, methods=["POST"]),
     Route(BASE + "/meta/{method}", meta_for_account, methods=["GET"]),
     Route(BASE + "/{integration}/meta/{method}", meta_for_integration, methods=["GET"]),
-    Route(BASE + "/{id}", get_project, methods=["GET"]),
-    Route(BASE + "/{id}", update_project, methods=["PATCH"]),
-    Route(BASE + "/{id}", delete_project, methods=["DELETE"]),
+    Route(BASE + "/{id}", get_record, methods=["GET"]),
+    Route(BASE + "/{id}", update_record, methods=["PATCH"]),
+    Route(BASE + "/{id}", delete_record, methods=["DELETE"]),
 ]

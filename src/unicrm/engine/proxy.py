@@ -43,7 +43,7 @@ def forwarded_query(raw: str) -> list[tuple[str, str]]:
 
 
 def _rpc(endpoint: Endpoint) -> bool:
-    """An RPC endpoint: POST with parameters in the body (Teamleader's `x.list`, `x.info`)."""
+    """An RPC endpoint: POST with parameters in the body (`<kind>.list`, `<kind>.info` methods)."""
     return endpoint.method == "POST" and endpoint.params_in == "body"
 
 

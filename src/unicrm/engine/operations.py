@@ -118,8 +118,8 @@ class Engine:
         #: the longest a stream waits for a provider's rate limit, in total for one page
         self.stream_max_wait_s = stream_max_wait_s
         self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
-        # account id -> (its context object, what a call derives from it)
-        self._setups: dict[str, tuple[dict[str, Any], CallSetup]] = {}
+        # (account id, provider view) -> (its context object, the view, what a call derives from both)
+        self._setups: dict[tuple[str, int], tuple[dict[str, Any], Provider, CallSetup]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _open(self, account: AccountLike, op: Op, resource: str = "projects") -> tuple[Provider, CompiledMapping, ProviderCall]:
@@ -146,13 +146,14 @@ class Engine:
                 remote=True,
             )
         context = account.context
-        cached = self._setups.get(account.id)
-        if cached is None or cached[0] is not context:
-            # Once per account (and again when its context object changes), not per request.
-            cached = (context, ProviderCall.learn(provider, context))
-            self._setups[account.id] = cached
+        key = (account.id, id(provider))
+        cached = self._setups.get(key)
+        if cached is None or cached[0] is not context or cached[1] is not provider:
+            # Once per account and provider view (again when the context object changes), not per request.
+            cached = (context, provider, ProviderCall.learn(provider, context))
+            self._setups[key] = cached
         destinations = self.destinations[provider.name]
-        return ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, destinations, cached[1])
+        return ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, destinations, cached[2])
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall, pacer: Pacer | None = None) -> Lookups:
         if not provider.lookups:
@@ -195,7 +196,8 @@ class Engine:
         """Drop cached reference data of an account (its context changed)."""
         for key in [k for k in self._lookups if k[0] == account_id]:
             del self._lookups[key]
-        self._setups.pop(account_id, None)
+        for setup_key in [k for k in self._setups if k[0] == account_id]:
+            del self._setups[setup_key]
 
     # ------------------------------------------------------------------ list
     async def list(self, account: AccountLike, query: dict[str, Any], resource: str = "projects") -> Result:

@@ -524,7 +524,9 @@ class InsightlyData:
         elif record_type in ("leads", "emails"):
             records = ()
         else:
-            raise InsightlyError(400, "record_type is required: contacts, leads, opportunities, organisations, projects or emails")
+            raise InsightlyError(
+                400, "record_type is required: contacts, leads, opportunities, organisations, projects or emails"
+            )
         names = {t["TAG_NAME"] for r in records for t in r.get("TAGS") or () if t.get("TAG_NAME")}
         return [{"TAG_NAME": name} for name in sorted(names)]
 

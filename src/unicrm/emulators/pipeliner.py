@@ -185,6 +185,28 @@ class PipelinerEmulator(Emulator):
                 "modified": _stamp(start + timedelta(days=i)),
             }
         step_ids = list(self.steps)
+        # Tags (`/entities/Tags`, schema Tag: `name` and `color` required on create, `color` a
+        # 24-bit RGB integer, `supported_entities` a bit flag of the record kinds it applies to).
+        self.tags: dict[str, dict[str, Any]] = {}
+        for i, (name, color) in enumerate(
+            (("Key account", 0xE53935), ("Renewal", 0x43A047), ("Pilot", 0x1E88E5), ("Onsite", 0xFDD835))
+        ):
+            tid = str(uuid.UUID(int=0x7000 + i, version=4))
+            self.tags[tid] = {
+                "id": tid,
+                "name": name,
+                "color": color,
+                "supported_entities": 1 << (i % 5),
+                "is_enabled": True,
+                "use_lang": False,
+                "creator_id": client_ids[i % len(client_ids)],
+                "entity_api_name": None,
+                "allowed_entity_type_ids": None,
+                "is_delete_protected": False,
+                "is_deleted": False,
+                "created": _stamp(start + timedelta(days=2 * i, hours=3)),
+                "modified": _stamp(start + timedelta(days=15 + 4 * i, hours=3)),
+            }
         self.opportunities: dict[str, dict[str, Any]] = {}
         for i, topic in enumerate(("Licences", "Support renewal", "Data warehouse", "Training days", "Integrations")):
             oid = str(uuid.UUID(int=0x6000 + i, version=4))
@@ -322,6 +344,7 @@ class PipelinerEmulator(Emulator):
             ("Contacts", lambda: self.contacts),
             ("Opportunities", lambda: self.opportunities),
             ("Steps", lambda: self.steps),
+            ("Tags", lambda: self.tags),
         ):
             router.add_get(f"{base}/{entity}", self.entity_list(entity, table))
             router.add_get(f"{base}/{entity}/{{id}}", self.entity_get(entity, table))

@@ -330,6 +330,14 @@ RESOURCES = {
         docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
         notes=("Pipeline steps (an opportunity's step_id).",),
     ),
+    "tags": Resource(
+        endpoints=_entity("Tags"),
+        list_path="data",
+        fields=(Field("id", read="id", conv=IdString()), Field("name", read="name"), *STAMPS),
+        filters=ENTITY_FILTERS,
+        docs_url="http://pipeliner-api-doc.s3-website-eu-west-1.amazonaws.com/latest/rest/space/openapi.json",
+        notes=("Pipeliner's Tag entity (a record's tags are TagRelations pointing at these).",),
+    ),
 }
 
 

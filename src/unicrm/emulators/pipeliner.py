@@ -116,11 +116,13 @@ class PipelinerEmulator(Emulator):
         """The rest of each Client, Account and Contact, in the fields of Pipeliner's entity schemas.
 
         Same ids and names as before (projects point at them); added: owners, timestamps, the flat
-        address fields, email1/phone1, `home_page`, `comments`, a contact's `position` and its
-        `primary_account_id` (the primary account relation; the key name is an assumption).
+        address fields, email1/phone1, `home_page`, `comments` and a contact's `position`.
         Opportunities carry the documented required fields (`name`, `owner_id`, `closing_date`,
-        `step_id`, `value`); Steps (pipeline steps) are named after the docs' examples, their
-        `sort_order`/`percent` keys are assumptions.
+        `step_id`, `value`). Contacts and opportunities answer their primary account only as
+        the `primary_account` relation (a URI, or the Account with `expand=primary_account`):
+        Pipeliner's Contact and Opportunity schemas have no `primary_account_id` key, so the
+        internal `primary_account_id` below is never answered. Steps have `sort_order` and
+        `percent` as in the Step schema (Pipeliner OpenAPI, via api-evangelist/pipeliner).
         """
         start = datetime(2024, 10, 1, 9, 0, tzinfo=UTC)
         client_ids = list(self.clients)
@@ -237,6 +239,10 @@ class PipelinerEmulator(Emulator):
                 continue
             related = table.get(ident)
             out[key] = dict(related) if key in expand and related else self._uri(request, target, ident)
+        # The Contact and Opportunity schemas have the `primary_account` relation but no
+        # `primary_account_id` key (it is set from the account relation marked primary): the
+        # emulator keeps the id internally and answers only the relation.
+        out.pop("primary_account_id", None)
         return out
 
     def entity_list(self, entity: str, table: Any) -> Any:

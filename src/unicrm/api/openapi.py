@@ -241,7 +241,12 @@ def _proxy_paths() -> dict[str, Any]:
     native = {"type": "object", "description": "The provider's own JSON, forwarded as it is", "additionalProperties": True}
     listing = {
         "type": "object",
-        "properties": {"result": {"type": "array", "items": native}, "next_cursor": {"type": ["string", "null"]}},
+        "properties": {
+            "result": {"type": "array", "items": native},
+            "next_cursor": {"type": ["string", "null"]},
+            "prev_cursor": {"type": "null"},
+            "result_count": {"type": "integer"},
+        },
     }
     body = {"required": True, "content": {"application/json": {"schema": native}}}
     item = [resource, *_params("id"), *account]

@@ -113,15 +113,25 @@ class CapsuleEmulator(Emulator):
         start = datetime(2024, 11, 4, 8, 30, tzinfo=UTC)
         self.users_full: dict[int, dict[str, Any]] = {}
         for i, (uid, username, name) in enumerate(USERS):
+            # The User model of Capsule's /users docs (its example shows the user party inline).
+            first, _, last = name.partition(" ")
             self.users_full[uid] = {
                 "id": uid,
-                "username": username,
-                "name": name,
-                # The User model's `party` (the user's own person record), as in the User docs.
-                "party": {"id": 6000 + i, "type": "person", "firstName": name.split()[0], "lastName": name.split()[-1]},
+                "locale": "en_GB",
                 "currency": "GBP",
-                "timezone": "Europe/London",
                 "status": "ACTIVE",
+                "party": {
+                    "id": 6000 + i,
+                    "type": "person",
+                    "firstName": first,
+                    "lastName": last,
+                    "pictureURL": f"https://facehub.appspot.com/default/person?text={first[0]}{last[0]}&size=100",
+                },
+                "username": username,
+                "timezone": "Europe/London",
+                "lastLoginAt": _iso(start + timedelta(days=20 + i, hours=i)),
+                "name": name,
+                "taskReminder": i % 2 == 0,
             }
         self.parties: dict[int, dict[str, Any]] = {}
         for i, org in enumerate(ORGS):

@@ -18,6 +18,9 @@ or JSON): access tokens live one hour (an expired
 one is a 401), refresh tokens are single use (a used one is 400 `invalid_grant`); each refresh
 is counted in `/_emulator/stats` as `refreshes`.
 
+`tags.list` (src/02-crm/tags.apib: `page`, `sort` on `tag` asc only, `{data: [{tag}]}`) lists
+the tags of contacts and companies; there is no call for a single tag.
+
 Collections sent to `projects.update` replace the old ones whole (Teamleader's general rule);
 `custom_fields` are merged by definition id only with `custom_fields_update_strategy: partial`.
 
@@ -259,7 +262,7 @@ class TeamleaderEmulator(Emulator):
                     }
                 ],
                 responsible_user={"type": "user", "id": user_ids[i % len(user_ids)]},
-                tags=["customer"] if i % 2 == 0 else [],
+                tags=[("customer", "prospect", "supplier")[i % 3], *(["vip"] if i % 4 == 0 else [])],
                 added_at=ts(i),
                 updated_at=ts(10 + 1.5 * i),
                 web_url=f"https://focus.teamleader.eu/company_detail.php?id={company['id']}",
@@ -276,10 +279,21 @@ class TeamleaderEmulator(Emulator):
                         "company": {"type": "company", "id": company_ids[i % len(company_ids)]},
                     }
                 ],
-                tags=[],
+                tags=["newsletter"] if i % 2 == 0 else [],
                 added_at=ts(20 + i),
                 updated_at=ts(30 + 2 * i),
             )
+        self.phases: dict[str, dict[str, Any]] = {
+            _uuid(6, i + 1): {
+                "id": _uuid(6, i + 1),
+                "name": name,
+                "deal_pipeline": {"type": "dealPipeline", "id": _uuid(7, 1)},
+                "actions": [],
+                "requires_attention_after": {"amount": 7, "unit": "days"},
+                "probability": probability,
+            }
+            for i, (name, probability) in enumerate((("New", 0.1), ("Proposal", 0.4), ("Negotiation", 0.7)))
+        }
         for i, deal in enumerate(self.deals.values()):
             deal.update(
                 summary=f"Sample deal {i + 1}" if i % 2 else None,
@@ -424,6 +438,9 @@ class TeamleaderEmulator(Emulator):
             "/companies.info": self._info(lambda: self.companies, "Company"),
             "/contacts.info": self._info(lambda: self.contacts, "Contact"),
             "/deals.info": self._info(lambda: self.deals, "Deal"),
+            "/dealPhases.list": self._lister(lambda: self.phases),
+            "/dealPhases.info": self._info(lambda: self.phases, "Deal phase"),
+            "/tags.list": self.tags_list,
             "/customFieldDefinitions.list": self._lister(lambda: self.definitions),
             "/users.me": self.users_me,
         }
@@ -491,6 +508,15 @@ class TeamleaderEmulator(Emulator):
             return json_response({"data": rows[(number - 1) * size : number * size]})
 
         return run
+
+    async def tags_list(self, body: dict[str, Any]) -> web.Response:
+        """`tags.list`: the tags on contacts and companies, `{data: [{tag}]}`, sorted by tag (asc only)."""
+        size, number = self._page(body)
+        for rule in body.get("sort") or ():
+            if not isinstance(rule, dict) or rule.get("field") != "tag" or rule.get("order", "asc") != "asc":
+                raise _bad("sort supports only field tag, order asc")
+        names = sorted({t for table in (self.companies, self.contacts) for r in table.values() for t in r.get("tags") or ()})
+        return json_response({"data": [{"tag": t} for t in names[(number - 1) * size : number * size]]})
 
     async def users_me(self, body: dict[str, Any]) -> web.Response:
         return json_response({"data": self.users[self.me]})

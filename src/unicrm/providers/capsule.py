@@ -51,6 +51,11 @@ def _party_name(party: Mapping[str, Any]) -> str | None:
     return str(party["name"]) if party.get("name") else full_name(party.get("firstName"), party.get("lastName"))
 
 
+def read_user_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    status = record.get("status")
+    return status == "ACTIVE" if isinstance(status, str) else None
+
+
 def since_filter(op: str, moment: Any) -> Mapping[str, Any]:
     # Capsule's `since` returns records changed after the instant; gt and gte differ only at
     # the exact instant, which Capsule's second-resolution timestamps make moot.
@@ -192,9 +197,16 @@ RESOURCES = {
     "users": Resource(
         endpoints={"list": Endpoint("GET", "/users"), "get": Endpoint("GET", "/users/{id}", record_path="user")},
         list_path="users",
-        fields=(Field("id", read="id", conv=IdString(numeric=True)), Field("name", read="name")),
+        fields=(
+            Field("id", read="id", conv=IdString(numeric=True)),
+            Field("name", read="name"),
+            Field("is_active", read=read_user_active, note="status ACTIVE"),
+        ),
         docs_url="https://developer.capsulecrm.com/v2/operations/User",
-        notes=("Capsule users carry a name and a username; their email lives on their person party.",),
+        notes=(
+            "Capsule's User has no email and no timestamps (its party, embed=party, carries names only): "
+            "email, created_at and updated_at are not mapped.",
+        ),
     ),
     "accounts": Resource(
         endpoints=PARTIES,

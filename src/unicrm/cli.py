@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
+        "--stream-max-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest a stream waits for a provider's rate limit, per page, before it ends with a resumable "
+        "error line (default: env UNICRM_STREAM_MAX_WAIT_S or 60)",
+    )
+    serve.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -144,10 +152,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     from unicrm.api.app import ServerConfig, create_app
     from unicrm.outbound.policy import OriginError
+    from unicrm.store.settings import stream_max_wait_s
 
     try:
+        max_wait = stream_max_wait_s(args.stream_max_wait)
+    except ValueError as exc:
+        print(f"unicrm serve: {exc}", file=sys.stderr)
+        return 2
+    try:
         app = create_app(
-            ServerConfig(database_url=args.database_url, data_dir=args.data_dir, allow_origins=tuple(args.allow_origin))
+            ServerConfig(
+                database_url=args.database_url,
+                data_dir=args.data_dir,
+                allow_origins=tuple(args.allow_origin),
+                stream_max_wait_s=max_wait,
+            )
         )
     except OriginError as exc:
         print(f"--allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)

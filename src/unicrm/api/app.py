@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from unicrm.api import admin, connect, link_tokens, proxy, unified, webhooks
+from unicrm.api.hotpath import UnifiedRouter
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.openapi import DOCS_PAGE, openapi_document
 from unicrm.api.responses import JSONResponse, error_response
@@ -26,6 +27,7 @@ from unicrm.engine.errors import ApiError, reason_phrase
 from unicrm.outbound.policy import OriginPolicy, operator_origins
 from unicrm.outbound.pool import Timeouts
 from unicrm.store.database import Store
+from unicrm.store.settings import stream_max_wait_s
 
 log = logging.getLogger("unicrm")
 
@@ -37,6 +39,8 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: how long a stream waits for a provider's rate limit per page (`UNICRM_STREAM_MAX_WAIT_S`)
+    stream_max_wait_s: float = field(default_factory=stream_max_wait_s)
     #: Where browsers reach the server (connect links, the OAuth redirect URI); default: the
     #: request's own origin, or `UNICRM_PUBLIC_URL`.
     public_url: str | None = None
@@ -99,7 +103,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(
-            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, config.webhook_private_targets
+            store,
+            store.secret_box.derive_key("cursor"),
+            config.timeouts,
+            policy,
+            config.webhook_private_targets,
+            stream_max_wait_s=config.stream_max_wait_s,
         )
         await app.state.unicrm.accounts.start()
         if config.send_webhooks:
@@ -131,6 +140,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         middleware=[Middleware(BoundedInput, max_body=config.max_body)],
         lifespan=lifespan,
     )
+    # The same routes, with the two hot GETs recognised before Starlette's route-by-route match.
+    app.router = UnifiedRouter(app.router.routes, lifespan=lifespan)
     app.state.openapi = openapi_document()
     app.state.public_url = config.public_url
     return app

@@ -149,7 +149,7 @@ def merge(into: Samples, part: Samples, cpu: float) -> None:
 
 
 async def check(
-    session: aiohttp.ClientSession, direct: dict[str, Target], unified: dict[str, Target], list_path: str | None
+    session: aiohttp.ClientSession, direct: dict[str, Target], unified: dict[str, Target], records_path: str | None
 ) -> None:
     """Both sides answer 200 and the list pages really hold 100 records."""
     for name in ("get", "list"):
@@ -161,8 +161,8 @@ async def check(
             if name == "list":
                 data = orjson.loads(body)
                 records = data.get("result") if side == "unified" else data
-                if side == "direct" and list_path:
-                    for part in list_path.split("."):
+                if side == "direct" and records_path:
+                    for part in records_path.split("."):
                         records = records.get(part)
                 if not isinstance(records, list) or len(records) != LIST_SIZE:
                     count = len(records) if isinstance(records, list) else records
@@ -229,7 +229,7 @@ async def bench(args: argparse.Namespace) -> int:
                 record_id = await first_id(probe, unified_targets(server.base_url, server.token, accounts[name], "0"))
                 unified = unified_targets(server.base_url, server.token, accounts[name], record_id)
                 direct = direct_targets(name, context, record_id)
-                await check(probe, direct, unified, all_providers()[name].list_path)
+                await check(probe, direct, unified, all_providers()[name].records_path)
             floor_procs = []
             sides: tuple[str, ...] = ("direct", "unified")
             pids = {"direct": emulators.proc.pid, "unified": server.proc.pid}

@@ -96,7 +96,7 @@ def fixture_records(mapping: CompiledMapping) -> tuple[list[dict[str, Any]], dic
         lookups.update(data.get("lookups") or {})
         response = data.get("provider_response")
         if op == "list":
-            found = get_path(response, provider.list_path)
+            found = get_path(response, provider.records_path)
             records.extend(r for r in found or [] if isinstance(r, dict) and (provider.keep is None or provider.keep(r)))
         else:
             record = get_path(response, provider.endpoints["get"].record_path)

@@ -178,3 +178,20 @@ async def test_idempotency_key_replays_instead_of_writing_twice(harness: Harness
     assert len(posts) == 1
     other = await harness.unified("POST", "pipeliner", json={**body, "name": "different"}, headers=key)
     assert other.status == 422
+
+
+async def test_pipeliner_revenue_goal_is_written_whole_with_base_value_in_the_base_currency(harness: Harness) -> None:
+    """An update of only the amount or only the currency still sends base_value, currency_id and
+    value_foreign; base_value is the amount converted with the rate list valid now."""
+    emulator = harness.emulators["pipeliner"].emulator
+    ident = next(iter(emulator.projects))
+    resp = await harness.unified("PATCH", "pipeliner", f"/{ident}", json={"currency": "USD"})
+    assert resp.status == 200, resp.text
+    resp = await harness.unified("PATCH", "pipeliner", f"/{ident}", json={"amount": 1080})
+    assert resp.status == 200, resp.text
+    assert resp.json()["amount"] == 1080 and resp.json()["currency"] == "USD"
+    goal = emulator.projects[ident]["revenue_goal"]
+    assert goal["value_foreign"] == 1080 and goal["base_value"] == 1000  # USD 1.08 per EUR, EUR is_base
+    sent = [r for r in await harness.provider_requests("pipeliner") if r["method"] == "PATCH"][-1]
+    assert set(sent["json"]["revenue_goal"]) == {"base_value", "currency_id", "value_foreign"}
+    assert "expand" not in sent["query"]

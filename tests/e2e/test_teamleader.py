@@ -224,15 +224,20 @@ async def test_status_goes_through_close_and_reopen(harness: Harness) -> None:
 
 
 async def test_amount_goes_to_the_billing_methods_money(harness: Harness) -> None:
-    # Fixed price: a currency alone keeps the amount and changes fixed_price's currency.
+    # Fixed price: a currency alone keeps the amount; the Blueprint allows EUR only
+    # ("Currently only EUR is supported"), so another currency is a 400 before any call.
     fixed = await create(harness, amount=1000)
     before = len(await harness.provider_requests(P))
     resp = await harness.unified("PATCH", P, f"/{fixed['id']}", json={"currency": "usd"})
+    assert resp.status == 400, resp.text
+    assert resp.json()["truto_error_insight"]["invalid_fields"][0]["field"] == "currency"
+    assert "EUR" in resp.json()["message"] and "truto_is_remote_error" not in resp.json()
+    resp = await harness.unified("PATCH", P, f"/{fixed['id']}", json={"currency": "eur"})
     assert resp.status == 200, resp.text
     assert writes(await new_requests(harness, before)) == [
-        ("update", {"id": fixed["id"], "fixed_price": {"amount": 1000, "currency": "USD"}})
+        ("update", {"id": fixed["id"], "fixed_price": {"amount": 1000, "currency": "EUR"}})
     ]
-    assert (resp.json()["amount"], resp.json()["currency"]) == (1000, "USD")
+    assert (resp.json()["amount"], resp.json()["currency"]) == (1000, "EUR")
 
     # Time and materials: the amount is the external budget, not a fixed price.
     tm = await create(harness, remote_data={"billing_method": "time_and_materials"})

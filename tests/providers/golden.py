@@ -33,8 +33,8 @@ def map_record(mapping: CompiledMapping, record: dict[str, Any], lookups: dict[s
 
 
 def list_records(mapping: CompiledMapping, response: Any, lookups: dict[str, Any]) -> list[dict[str, Any]]:
-    records = get_path(response, mapping.provider.list_path)
-    assert isinstance(records, list), "list answer has no records at list_path"
+    records = get_path(response, mapping.provider.records_path)
+    assert isinstance(records, list), "list answer has no records at records_path"
     keep = mapping.provider.keep
     return [map_record(mapping, r, lookups) for r in records if keep is None or keep(r)]
 
@@ -57,9 +57,10 @@ class FixtureCall:
     """Stands in for ProviderCall in a hook: reads answer the fixture's `before` record, and
     nothing else is sent (a golden fixture makes no provider calls)."""
 
-    def __init__(self, provider: Provider, before: Any) -> None:
+    def __init__(self, provider: Provider, before: Any, lookups: Any = None) -> None:
         self.provider = provider
         self.before = before
+        self.lookups = lookups or {}
 
     async def call(self, endpoint: Endpoint, record_id: str | None = None, params: Any = None, body: Any = None) -> _Answer:
         assert endpoint.retriable and self.before is not None, "the hook would call the provider"
@@ -83,7 +84,7 @@ def provider_body(
         out = deep_merge(defaults, out)
     out = deep_merge(out, remote_data)
     if op == "create" or before is not None:
-        call: Any = FixtureCall(provider, before)
+        call: Any = FixtureCall(provider, before, lookups)
         record_id = None if op == "create" else "fixture"
         known = before if op == "update" and provider.hooks.needs_before_update else None
         out = asyncio.run(provider.hooks.before_write(op, call, record_id, fields, out, known))

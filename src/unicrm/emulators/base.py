@@ -7,6 +7,10 @@ its API differs (its error body, its 429, its rate-limit header names).
 Every emulator also serves a control API under `/_emulator/` (not part of any provider's
 API) for tests and benchmarks: `POST faults`, `POST script`, `POST reset`, `GET requests`,
 `GET stats`.
+
+The request log keeps, per request, what was sent (credential headers by name only) and what
+the emulator answered (status, headers, JSON body), so tests can check both against the
+provider's published specification.
 """
 
 from __future__ import annotations
@@ -206,6 +210,15 @@ class Emulator:
     limit_header: str | None = "X-RateLimit-Limit"
     remaining_header: str | None = "X-RateLimit-Remaining"
     reset_header: str | None = "X-RateLimit-Reset"
+    #: The provider's documented request budget per `documented_window_s`: when set, its
+    #: rate-limit headers are on answers even with no rate-limit fault (counted, not enforced,
+    #: so tests are not throttled); `rate_limit_headers_on` says on which answers the docs put them.
+    documented_rate_limit: int | None = None
+    documented_window_s: float = 60.0
+    rate_limit_headers_on: str = "all"  # all | success
+    #: headers that carry a credential: logged by name only, never by value (an API key in a
+    #: custom header belongs here)
+    credential_headers: frozenset[str] = SECRET_HEADERS
 
     def __init__(self, seed: int = 1, dataset_size: int | None = None) -> None:
         self.seed = seed
@@ -277,7 +290,7 @@ class Emulator:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
-        await self._record(request)
+        entry = await self._record(request)
         self.count("requests")
         if self.faults.echo_status:
             return self.echo_response(request, int(self.faults.echo_status))
@@ -291,14 +304,17 @@ class Emulator:
         if scripted is not None:
             outcome = await self._play(request, scripted)
             if outcome is not None:
+                entry["scripted"] = True  # a test's injected answer, not the emulator's own
                 return outcome
         headers: dict[str, str] = {}
         if self.faults.rate_limit is not None:
             limited, headers = self._rate_limit(request)
             if limited is not None:
-                return limited
+                return self._answered(entry, limited)
+        elif self.documented_rate_limit:
+            headers = self._documented_headers(request)
         if self.faults.error_rate and self._random.random() < self.faults.error_rate:
-            return self.error_response(500, "Internal server error (injected)")
+            return self._answered(entry, self.error_response(500, "Internal server error (injected)"))
         if self.faults.drop_rate and self._random.random() < self.faults.drop_rate:
             self.count("dropped")
             _drop(request)
@@ -306,11 +322,24 @@ class Emulator:
         if self.faults.lose_answer_rate and self._random.random() < self.faults.lose_answer_rate:
             self.count("answers_lost")
             _drop(request)
-        for key, value in headers.items():
-            response.headers.setdefault(key, value)
+        if self.rate_limit_headers_on == "all" or response.status < 400:
+            for key, value in headers.items():
+                response.headers.setdefault(key, value)
+        return self._answered(entry, response)
+
+    def _answered(self, entry: dict[str, Any], response: web.StreamResponse) -> web.StreamResponse:
+        """Log the answer next to its request (JSON bodies parsed)."""
+        body: Any = None
+        raw = response.body if isinstance(response, web.Response) else None
+        if isinstance(raw, bytes) and raw:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = raw.decode("utf-8", "replace")
+        entry["response"] = {"status": response.status, "headers": {str(k): v for k, v in response.headers.items()}, "json": body}
         return response
 
-    async def _record(self, request: web.Request) -> None:
+    async def _record(self, request: web.Request) -> dict[str, Any]:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()
@@ -318,16 +347,18 @@ class Emulator:
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 body = raw.decode("utf-8", "replace")
-        headers = {str(k): v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
-        self.log.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": {str(k): v for k, v in request.query.items()},
-                "headers": headers,
-                "json": body,
-            }
-        )
+        secret = self.credential_headers
+        headers = {str(k): v for k, v in request.headers.items() if k.lower() not in secret}
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": {str(k): v for k, v in request.query.items()},
+            "headers": headers,
+            "credential_headers": sorted({str(k).lower() for k in request.headers if k.lower() in secret}),
+            "json": body,
+        }
+        self.log.append(entry)
+        return entry
 
     def _next_scripted(self, request: web.Request) -> ScriptedResponse | None:
         for item in self.script:
@@ -367,6 +398,15 @@ class Emulator:
             retry_after = max(1, int(reset_at - now + 0.999))
             return self.rate_limited_response(retry_after, headers), headers
         return None, headers
+
+    def _documented_headers(self, request: web.Request) -> dict[str, str]:
+        limit = int(self.documented_rate_limit or 0)
+        now = time.time()
+        window = self._windows.setdefault("documented:" + self.credential_of(request), RateWindow(now, 0))
+        if now - window.started >= self.documented_window_s:
+            window.started, window.count = now, 0
+        window.count += 1
+        return self.rate_limit_headers(limit, max(0, limit - window.count), window.started + self.documented_window_s)
 
     def rate_limit_headers(self, limit: int, remaining: int, reset_at: float) -> dict[str, str]:
         """The provider's rate-limit headers (reset as epoch seconds by default)."""

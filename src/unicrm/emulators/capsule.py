@@ -6,8 +6,11 @@ with Approve / Deny at `GET /oauth/authorise`, codes exchanged once at `POST /oa
 refresh at the same endpoint (rotating the refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
 `embed=tags,fields`; `{"kase": ...}` envelopes; 201 + `Location` on create; partial `PUT`;
 204 on delete; 422 `{"message": "Validation Failed", "errors": [...]}`; 404
-`{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) and
-429 `{"error": "rate limit reached"}` without `Retry-After`.
+`{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) on every successful answer (4 000 requests an
+hour per user, counted but only enforced under a rate-limit fault) and 429
+`{"error": "rate limit reached"}` without `Retry-After`; `GET /users`, `GET /users/current`
+(the token's user), `GET /parties` (paged like projects) and `GET /parties/{id}`. Checked
+against the reference pages in tests/specs/capsule/.
 
 Assumptions where the docs are silent: access tokens issued here live one hour; the seeded
 account holds a personal access token plus an OAuth2 refresh token so both flows can be tested.
@@ -53,6 +56,9 @@ def _iso(moment: datetime) -> str:
 class CapsuleEmulator(Emulator):
     name = "capsule"
     base_path = BASE
+    documented_rate_limit = 4000  # per hour per user (handling-api-responses)
+    documented_window_s = 3600.0
+    rate_limit_headers_on = "success"
 
     def reset(self) -> None:
         rng = random.Random(self.seed)
@@ -305,6 +311,7 @@ class CapsuleEmulator(Emulator):
         router.add_post(BASE + "/kases/{id}/parties/{party}", self.add_kase_party)
         router.add_delete(BASE + "/kases/{id}/parties/{party}", self.remove_kase_party)
         router.add_get(BASE + "/users", self.list_users)
+        router.add_get(BASE + "/users/current", self.current_user)
         router.add_get(BASE + "/users/{id}", self.get_user)
         router.add_get(BASE + "/parties", self.list_parties)
         router.add_get(BASE + "/parties/{id}", self.get_party)
@@ -396,9 +403,8 @@ class CapsuleEmulator(Emulator):
             "fields": [],
         }
 
-    async def list_kases(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
+    def _paging(self, request: web.Request) -> tuple[int, int] | web.Response:
+        """`page` (from 1) and `perPage` (1–100, default 50), or the 400 Capsule answers."""
         try:
             page = int(request.query.get("page", "1"))
             per_page = int(request.query.get("perPage", "50"))
@@ -406,6 +412,15 @@ class CapsuleEmulator(Emulator):
             return json_response({"message": "page and perPage must be numbers"}, 400)
         if page < 1 or not 1 <= per_page <= 100:
             return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        return page, per_page
+
+    async def list_kases(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        paging = self._paging(request)
+        if isinstance(paging, web.Response):
+            return paging
+        page, per_page = paging
         embed = self._embed(request)
         since = request.query.get("since")
         start = (page - 1) * per_page
@@ -465,13 +480,10 @@ class CapsuleEmulator(Emulator):
     # ------------------------------------------------------------------ what projects point at
     def _paged(self, request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
         """One page of a list in Capsule's form: `page`/`perPage` (1–100), `since`, Link header."""
-        try:
-            page = int(request.query.get("page", "1"))
-            per_page = int(request.query.get("perPage", "50"))
-        except ValueError:
-            return json_response({"message": "page and perPage must be numbers"}, 400)
-        if page < 1 or not 1 <= per_page <= 100:
-            return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        paging = self._paging(request)
+        if isinstance(paging, web.Response):
+            return paging
+        page, per_page = paging
         since = request.query.get("since")
         if since:
             try:
@@ -520,6 +532,11 @@ class CapsuleEmulator(Emulator):
 
     async def list_parties(self, request: web.Request) -> web.Response:
         return self._list(request, "parties", self.parties)
+
+    async def current_user(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        return json_response({"user": self.users_full[USERS[0][0]]})  # the token's user: the first seeded one
 
     async def get_party(self, request: web.Request) -> web.Response:
         return self._one(request, "party", self.parties)

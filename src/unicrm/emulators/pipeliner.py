@@ -6,14 +6,19 @@ realm="restapi"`; every answer wrapped in `{"success": ..., "data": ...}`; curso
 `first` (default 30, max 100) / `after` and `page_info`; `filter[field]` + `filter-op[field]`;
 `expand=owner,account,contact_relations.contact` turns relation URIs into objects;
 `order-by`; required `name`, `end_date`, `owner_id` and `revenue_goal` (with `base_value`,
-`currency_id`, `value_foreign`); `status` computed (1 not started, 2 in progress, 4 completed)
-and read-only; soft delete answering `{"success": true, "data": "<id>"}`; errors
-`{"success": false, "http_status", "code", "name", "message"}`.
+`currency_id`, `value_foreign`, on update too); `status` computed (1 not started, 2 in progress,
+4 completed) and read-only; soft delete answering `{"success": true, "data": "<id>"}`; errors
+`{"success": false, "http_status", "code", "name", "message"}` and nothing else (the OpenAPI
+`Error` schema); `expand` honoured on list and get only (the parameters page lists it for
+`*.List, *.Get`), so create and update answer relations as URIs; currencies with `is_base` and
+exchange rates (`CurrencyExchangeRatesLists`, `CurrencyExchangeRates`). Checked against the
+spec in tests/specs/pipeliner/.
 
 Assumptions where the docs are silent (documented here, not invented elsewhere): a validation
-error also lists the offending fields as `"errors": [{"field": <api name>, "message": ...}]`;
-no rate-limit numbers are published, so 429s (with `X-RateLimit-*` and `Retry-After`) only
-happen when a test sets a rate limit through the fault controls.
+error answers 422 with code 118 `ERROR_VALIDATION`, its message starting with the offending
+field's api name (`revenue_goal: ...`); no rate-limit numbers are published, so 429s (with
+`X-RateLimit-*` and `Retry-After`) only happen when a test sets a rate limit through the
+fault controls.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ CURRENCIES = (
     ("GBP", "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"),
     ("CHF", "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a"),
 )
+#: units of each currency per EUR (the base currency) in the one exchange rate list
+RATES = {"USD": 1.08, "GBP": 0.85, "CHF": 0.95}
+RATE_LIST = "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b"
+PROJECT_TYPE = "4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c"
+SALES_UNIT = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 CLIENTS = (("Jonas", "Berg"), ("Mila", "Novak"), ("Omar", "Haddad"))
 ACCOUNTS = ("Nordlicht GmbH", "Baltic Freight", "Cedar Health", "Orbit Media", "Kestrel Foods", "Lumen Labs")
 CONTACTS = (("Lena", "Vogt"), ("Tom", "Reid"), ("Ines", "Costa"), ("Yuki", "Sato"), ("Piet", "de Vries"))
@@ -75,7 +85,40 @@ class PipelinerEmulator(Emulator):
             cid = _uuid(rng)
             self.contacts[cid] = {"id": cid, "first_name": first, "last_name": last, "formatted_name": f"{first} {last}"}
         self._enrich_entities()
-        self.currencies = {cid: {"id": cid, "code": code, "symbol": code} for code, cid in CURRENCIES}
+        self.currencies: dict[str, dict[str, Any]] = {
+            cid: {
+                "id": cid,
+                "is_delete_protected": code == "EUR",
+                "is_deleted": False,
+                "code": code,
+                "is_base": code == "EUR",
+                "symbol": code,
+                "revision": 1,
+            }
+            for code, cid in CURRENCIES
+        }
+        self.rate_lists: dict[str, dict[str, Any]] = {
+            RATE_LIST: {
+                "id": RATE_LIST,
+                "is_delete_protected": False,
+                "is_deleted": False,
+                "valid_from": "2024-01-01 00:00:00.000000+00:00",
+                "revision": 1,
+            }
+        }
+        self.rates: dict[str, dict[str, Any]] = {}
+        for i, (code, cid) in enumerate(CURRENCIES):
+            if code in RATES:
+                rid = str(uuid.UUID(int=0x7000 + i, version=4))  # not from rng: project ids stay as seeded
+                self.rates[rid] = {
+                    "id": rid,
+                    "is_delete_protected": False,
+                    "is_deleted": False,
+                    "currency_exchange_rate_list_id": RATE_LIST,
+                    "currency_id": cid,
+                    "exchange_rate": RATES[code],
+                    "revision": 1,
+                }
         self.relations: dict[str, dict[str, Any]] = {}
         self.projects: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
@@ -98,11 +141,10 @@ class PipelinerEmulator(Emulator):
                 "owner_id": client_ids[i % len(client_ids)],
                 "account_id": account_ids[i % len(account_ids)] if i % 5 else None,
                 "share_mode": 0,
-                "revenue_goal": {
-                    "base_value": float(1000 * (i + 1)),
-                    "currency_id": CURRENCIES[i % 2][1],
-                    "value_foreign": float(1000 * (i + 1)),
-                },
+                "revenue_goal": self._goal(float(1000 * (i + 1)), CURRENCIES[i % 2][1]),
+                "project_type_id": PROJECT_TYPE,
+                "unit_id": SALES_UNIT,
+                "is_favorite": False,
                 "completion_rate": float((i * 13) % 101),
                 "tags": [],
             }
@@ -111,6 +153,10 @@ class PipelinerEmulator(Emulator):
                 rel_ids.append(self._relation(pid, contact_ids[i % len(contact_ids)], True))
             project["contact_relation_ids"] = rel_ids
             self.projects[pid] = project
+
+    def _goal(self, foreign: float, currency_id: str) -> dict[str, Any]:
+        code = self.currencies[currency_id]["code"]
+        return {"base_value": round(foreign / RATES.get(code, 1.0), 2), "currency_id": currency_id, "value_foreign": foreign}
 
     def _enrich_entities(self) -> None:
         """The rest of each Client, Account and Contact, in the fields of Pipeliner's entity schemas.
@@ -321,10 +367,8 @@ class PipelinerEmulator(Emulator):
         return {"base_url": base_url, "username": self.credentials[0], "password": self.credentials[1], "space_id": SPACE}
 
     # ------------------------------------------------------------------ provider specifics
-    def _error(self, status: int, code: int, name: str, message: str, errors: list[dict[str, str]] | None = None) -> web.Response:
-        body: dict[str, Any] = {"success": False, "http_status": status, "code": code, "name": name, "message": message}
-        if errors:
-            body["errors"] = errors
+    def _error(self, status: int, code: int, name: str, message: str) -> web.Response:
+        body = {"success": False, "http_status": status, "code": code, "name": name, "message": message}
         return json_response(body, status)
 
     def error_response(self, status: int, message: str) -> web.Response:
@@ -343,7 +387,9 @@ class PipelinerEmulator(Emulator):
         router.add_get(base + "/Projects/{id}", self.get_project)
         router.add_patch(base + "/Projects/{id}", self.update_project)
         router.add_delete(base + "/Projects/{id}", self.delete_project)
-        router.add_get(base + "/Currencies", self.simple_list(lambda: self.currencies))
+        router.add_get(base + "/Currencies", self.simple_list(self._currencies_out))
+        router.add_get(base + "/CurrencyExchangeRatesLists", self.simple_list(self._rate_lists_out))
+        router.add_get(base + "/CurrencyExchangeRates", self.simple_list(self._rates_out))
         for entity, table in (
             ("Clients", lambda: self.clients),
             ("Accounts", lambda: self.accounts),
@@ -366,12 +412,62 @@ class PipelinerEmulator(Emulator):
         return response
 
     def simple_list(self, table: Any) -> Any:
+        """One page (`first`, default 30, max 100) of a small table; `table(request)` or `table()`."""
+
         async def handler(request: web.Request) -> web.Response:
             if (denied := self._authorised(request)) is not None:
                 return denied
-            return json_response({"success": True, "total": len(table()), "data": list(table().values())})
+            try:
+                first = int(request.query.get("first", "30"))
+            except ValueError:
+                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be a number")
+            if not 1 <= first <= 100:
+                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be between 1 and 100")
+            try:
+                rows = list(table(request).values())
+            except TypeError:
+                rows = list(table().values())
+            page = rows[:first]
+            info = {"start_cursor": "", "end_cursor": "", "has_previous_page": False, "has_next_page": len(rows) > first}
+            return json_response({"success": True, "data": page, "page_info": info})
 
         return handler
+
+    def _currencies_out(self, request: web.Request) -> dict[str, Any]:
+        return {
+            cid: {
+                **c,
+                "currency_exchange_rates": [
+                    self._uri(request, "CurrencyExchangeRates", r) for r, rate in self.rates.items() if rate["currency_id"] == cid
+                ],
+            }
+            for cid, c in self.currencies.items()
+        }
+
+    def _rate_lists_out(self, request: web.Request) -> dict[str, Any]:
+        return {
+            lid: {
+                **rl,
+                "currency_exchange_rates": [
+                    self._uri(request, "CurrencyExchangeRates", r)
+                    for r, rate in self.rates.items()
+                    if rate["currency_exchange_rate_list_id"] == lid
+                ],
+            }
+            for lid, rl in self.rate_lists.items()
+        }
+
+    def _rates_out(self, request: web.Request) -> dict[str, Any]:
+        return {
+            rid: {
+                **rate,
+                "currency": self._uri(request, "Currencies", rate["currency_id"]),
+                "currency_exchange_rate_list": self._uri(
+                    request, "CurrencyExchangeRatesLists", rate["currency_exchange_rate_list_id"]
+                ),
+            }
+            for rid, rate in self.rates.items()
+        }
 
     def _uri(self, request: web.Request, entity: str, ident: str) -> str:
         return f"{request.scheme}://{request.host}{self.base_path}/entities/{entity}/{ident}"
@@ -384,6 +480,8 @@ class PipelinerEmulator(Emulator):
         out = {k: v for k, v in project.items() if k != "contact_relation_ids"}
         out["status"] = self._status(project)
         out["formatted_name"] = project["name"]
+        out["project_type"] = self._uri(request, "ProjectTypes", project.get("project_type_id") or PROJECT_TYPE)
+        out["unit"] = self._uri(request, "SalesUnits", project.get("unit_id") or SALES_UNIT)
         owner = self.clients.get(project["owner_id"])
         out["owner"] = dict(owner) if "owner" in expand and owner else self._uri(request, "Clients", project["owner_id"])
         if project.get("account_id"):
@@ -431,6 +529,9 @@ class PipelinerEmulator(Emulator):
             "account_id": None,
             "share_mode": 0,
             "revenue_goal": {"base_value": 0.0, "currency_id": CURRENCIES[0][1], "value_foreign": 0.0},
+            "project_type_id": PROJECT_TYPE,
+            "unit_id": SALES_UNIT,
+            "is_favorite": False,
             "completion_rate": 0.0,
             "tags": [],
             "contact_relation_ids": [],
@@ -508,7 +609,6 @@ class PipelinerEmulator(Emulator):
         return json_response(
             {
                 "success": True,
-                "total": total,
                 "page_info": {
                     "start_cursor": cursor(offset),
                     "end_cursor": cursor(end),
@@ -555,6 +655,9 @@ class PipelinerEmulator(Emulator):
                 "start_date": None,
                 "account_id": None,
                 "share_mode": 0,
+                "project_type_id": PROJECT_TYPE,
+                "unit_id": SALES_UNIT,
+                "is_favorite": False,
                 "completion_rate": 0.0,
                 "tags": [],
                 "contact_relation_ids": [],
@@ -635,7 +738,8 @@ class PipelinerEmulator(Emulator):
         return body
 
     def _invalid(self, errors: list[dict[str, str]]) -> web.Response:
-        return self._error(422, 118, "ERROR_VALIDATION", "; ".join(e["message"] for e in errors), errors)
+        # The Error schema has one message: each problem is `<api name>: <why>`.
+        return self._error(422, 118, "ERROR_VALIDATION", "; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
     async def create_project(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:
@@ -650,7 +754,8 @@ class PipelinerEmulator(Emulator):
         project.update(id=str(uuid.uuid4()), created=now, modified=now, revision=1, is_deleted=False, is_delete_protected=False)
         self._save_relations(project)
         self.projects[project["id"]] = project
-        return json_response({"success": True, "data": self._out(request, project, self._expand(request))}, 201)
+        # expand is a list/get parameter: a create answers relations as URIs.
+        return json_response({"success": True, "data": self._out(request, project, set())}, 201)
 
     async def update_project(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:
@@ -668,7 +773,7 @@ class PipelinerEmulator(Emulator):
         project["revision"] = int(project.get("revision", 1)) + 1
         self._save_relations(project)
         self.projects[project["id"]] = project
-        return json_response({"success": True, "data": self._out(request, project, self._expand(request))})
+        return json_response({"success": True, "data": self._out(request, project, set())})
 
     async def delete_project(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:

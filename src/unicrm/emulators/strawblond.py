@@ -478,6 +478,15 @@ class StrawBlondEmulator(Emulator):
         for kind in ("member", "company", "contact"):
             router.add_get(f"{base}/{kind}", self._related_list(kind))
             router.add_get(f"{base}/{kind}/{{id}}", self._related_get(kind))
+        router.add_get(f"{base}/user", self.current_user)
+
+    async def current_user(self, request: web.Request) -> web.StreamResponse:
+        """`GET /user` (the vendor's SDK): the API key's user, the first seeded member's."""
+
+        async def action() -> Any:
+            return dict(self.data.related("member")[0]["user"])
+
+        return await self._serve(request, action)
 
     async def _serve(self, request: web.Request, action: Callable[[], Awaitable[Any]], status: int = 200) -> web.StreamResponse:
         if "application/json" not in request.headers.get("Accept", ""):

@@ -6,7 +6,10 @@ envelopes; `page: {size 1..100, number}`; `projects.create` answers 201 with onl
 `{"type": "nextgenProject", "id"}`; update and actions answer 204; owners, customers and deals
 change only through their idempotent add/remove actions; `projects.close` needs a
 `closing_strategy`, `projects.delete` a `delete_strategy`; errors are `{"errors": [{"title",
-"status"}]}`; rate-limit headers `X-RateLimit-Limit/-Remaining/-Reset` (an ISO timestamp).
+"status"}]}`; rate-limit headers `X-RateLimit-Limit/-Remaining/-Reset` (an ISO timestamp) on
+each response (200 requests per sliding minute are reported; 429s only under a rate-limit
+fault); list items without the info-only keys; `fixed_price`/`external_budget` in EUR only
+("Currently only EUR is supported"). Checked against the Blueprint in tests/specs/teamleader/.
 
 OAuth2: the authorization-code grant (consent page with Approve / Deny at `GET
 /oauth2/authorize`; a code is single use and valid 10 minutes, exchanged at `POST
@@ -104,6 +107,12 @@ CF_REGION = "f6a7b8c9-d0e1-4f2a-3b4c-5d6e7f809102"
 TODAY = date(2025, 6, 1)
 
 
+#: money fields of which the Blueprint says "Currently only EUR is supported"
+EUR_ONLY = frozenset({"fixed_price", "external_budget"})
+#: keys of projects.info that projects.list does not document
+INFO_ONLY = ("update_rights", "purchase_order_number", "custom_user_rates", "task_external_budget_spent", "material_external_budget_spent")
+
+
 def _uuid(kind: int, n: int) -> str:
     """A stable uuid-shaped id per object kind and number."""
     return f"{kind:08x}-{n >> 16 & 0xFFFF:04x}-4{n >> 4 & 0xFFF:03x}-8{n & 0xF:03x}-{n:012x}"
@@ -130,6 +139,7 @@ class TeamleaderEmulator(Emulator):
     """The emulated Teamleader Focus account."""
 
     name = "teamleader"
+    documented_rate_limit = 200  # "the number of requests we allow per sliding minute" (example value)
 
     # ------------------------------------------------------------------ data
     def reset(self) -> None:
@@ -555,10 +565,14 @@ class TeamleaderEmulator(Emulator):
                 return False
         return True
 
-    def _out(self, project: dict[str, Any], custom_fields: bool) -> dict[str, Any]:
+    def _out(self, project: dict[str, Any], custom_fields: bool, listed: bool = False) -> dict[str, Any]:
         out = dict(project)
         if not custom_fields:
             out.pop("custom_fields", None)
+        if listed:
+            # projects.list documents fewer keys than projects.info.
+            for key in INFO_ONLY:
+                out.pop(key, None)
         return out
 
     async def projects_list(self, body: dict[str, Any]) -> web.Response:
@@ -590,7 +604,7 @@ class TeamleaderEmulator(Emulator):
 
             rows.sort(key=sort_key, reverse=reverse)
             page, matches = rows[start : start + size], len(rows)
-        answer: dict[str, Any] = {"data": [self._out(p, "custom_fields" in includes) for p in page]}
+        answer: dict[str, Any] = {"data": [self._out(p, "custom_fields" in includes, listed=True) for p in page]}
         if "pagination" in includes:
             total = matches if matches is not None else self._live_count()
             answer["meta"] = {"page": {"size": size, "number": number}, "matches": total}
@@ -610,6 +624,8 @@ class TeamleaderEmulator(Emulator):
             raise _bad(f"{key} must be an object with a numeric amount and a currency")
         if value.get("currency") not in CURRENCIES:
             raise _bad(f"{key}.currency must be one of {', '.join(sorted(CURRENCIES))}")
+        if key in EUR_ONLY and value["currency"] != "EUR":
+            raise _bad(f"{key}.currency must be EUR: currently only EUR is supported")
         if not 0 <= value["amount"] < 1e11:
             raise _bad(f"{key}.amount must be at least 0 and below 100000000000")
         return {"amount": value["amount"], "currency": value["currency"]}

@@ -121,6 +121,8 @@ class ProviderCall:
         # call per page through the same ProviderCall.
         self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
+        #: The account's lookups once the engine has read them (hooks convert with them).
+        self.lookups: Mapping[str, Mapping[str, Any]] = {}
         self.destinations = destinations
         # Built once per context (a token refresh replaces `self.context`, and with it these).
         setup = setup or self.learn(provider, context)
@@ -441,7 +443,9 @@ class ProviderCall:
         return value
 
     def _redacted(self, exchange: Exchange) -> Exchange:
-        headers = {k: (REDACTED if k.lower() in SECRET_HEADERS else self.redact(v)) for k, v in exchange.headers.items()}
+        # A custom auth header (Auth(scheme="header")) is a credential like Authorization.
+        secret = SECRET_HEADERS | {(self.provider.auth.header_name or "authorization").lower()}
+        headers = {k: (REDACTED if k.lower() in secret else self.redact(v)) for k, v in exchange.headers.items()}
         return Exchange(
             exchange.method,
             self.redact(exchange.url),

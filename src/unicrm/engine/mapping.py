@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unicrm.model import RESOURCES, ResourceModel
-from unicrm.providers.declaration import ConversionError, Field, Lookups, Op, Provider
+from unicrm.providers.declaration import SKIP, ConversionError, Field, Lookups, Op, Provider
 
 ToUnified = Callable[[Mapping[str, Any], Lookups], dict[str, Any]]
 
@@ -90,7 +90,7 @@ def _compile_reader(fields: tuple[Field, ...], empty: Mapping[str, Any]) -> ToUn
             lines.append(f"    v = r.get({parts[0]!r})")
             for part in parts[1:]:
                 lines.append(f"    v = v.get({part!r}) if v.__class__ is dict else None")
-        if fld.conv is not None:
+        if fld.conv is not None and not fld.conv.reads_as_is:
             namespace[f"c{index}"] = fld.conv.read
             lines.append("    if v is not None:")
             if fld.conv.fast_read is not None:
@@ -131,24 +131,32 @@ class CompiledMapping:
             fld = self.provider.field(name)
             if fld is None or not fld.writes_on(op):
                 raise MappingError(name, f"is not writable in {self.provider.label} on {op}")
-        # Declaration order, not body order: when two fields write the same provider key, the
-        # later declared one wins, whatever order the client sent them in.
-        for fld in self.provider.fields:
-            if fld.unified not in body:
-                continue
+        # Clears before sets, then declaration order (never body order): when several unified
+        # fields write one provider key (Capsule's `party` from account and contact), a null in
+        # one must not clear what another sets; two sets in one group are refused by
+        # validation (`Provider.exclusive`) or joined by the provider's hook.
+        for fld in sorted((f for f in self.provider.fields if f.unified in body), key=lambda f: not _blank(body[f.unified])):
             name, value = fld.unified, body[fld.unified]
+            if value is None and fld.not_clearable:
+                raise MappingError(name, f"cannot be cleared: {fld.not_clearable}")
             try:
                 if callable(fld.write):
                     deep_merge(out, fld.write(value, lookups))
                 else:
                     assert fld.write is not None
                     converted = value if value is None or fld.conv is None else fld.conv.write(value, lookups)
-                    set_path(out, fld.write, converted)
+                    if converted is not SKIP:  # the converter writes nothing for this value
+                        set_path(out, fld.write, converted)
             except ConversionError as exc:
                 raise MappingError(name, str(exc)) from None
             except (KeyError, TypeError, ValueError) as exc:
                 raise MappingError(name, f"cannot be converted ({exc})") from None
         return out
+
+
+def _blank(value: Any) -> bool:
+    """A value that clears a field rather than setting it."""
+    return value is None or value == [] or value == {} or value == ""
 
 
 def compile_mapping(provider: Provider) -> CompiledMapping:

@@ -241,6 +241,19 @@ def coverage_markdown(
         for field in mappings[n].provider.truto_required_on_create:
             if field not in required_here and field not in explained:
                 lines.append(f"| {n} | {field} | create | required | not required | the provider's API accepts it missing |")
+    lines += ["", "## Specifications the declarations are checked against", ""]
+    lines += [
+        "Each provider's published spec is kept in `tests/specs/<provider>/` (see its README: where each came from and "
+        "when). The conformance tests check against it every declared endpoint and lookup, every golden fixture's "
+        "request and answer, and, end to end through the emulator, every request (path, query, headers, body) and "
+        "every emulator answer (status, headers, envelope, records, pagination, errors).",
+        "",
+        "| provider | spec used | source | how official |",
+        "|---|---|---|---|",
+    ]
+    for n in names:
+        api = mappings[n].provider.spec
+        lines.append(f"| {n} | {api.kind} | {api.source} | {api.official} |" if api else f"| {n} | none | – | – |")
     lines += ["", "## Notes", ""]
     for n in names:
         for note in mappings[n].provider.notes:

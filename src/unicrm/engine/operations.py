@@ -175,6 +175,7 @@ class Engine:
             table = {str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)}
             self._lookups[key] = (now + lookup.ttl_s, table)
             out[lookup.name] = table
+        call.lookups = out
         return out
 
     async def probe(self, integration: str, context: Mapping[str, Any]) -> None:
@@ -234,7 +235,7 @@ class Engine:
         async def fetch(page_state: dict[str, Any]) -> _Page:
             response = await call.call(endpoint, params=params_for(page_state))
             body = _json(provider, response)
-            records = get_path(body, provider.list_path)
+            records = get_path(body, provider.records_path)
             if not isinstance(records, list):
                 raise _unreadable(provider, response, "a list of records")
             nxt = paginator.next(page_state, size, response, records)

@@ -38,7 +38,12 @@ def _basic(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-AUTH_FLOWS: dict[str, HeaderBuilder] = {"bearer": _bearer, "basic": _basic, "oauth2": _bearer}
+def _header(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:
+    # An API key in a provider's own header (X-Api-Key and the like), no Authorization.
+    return {auth.header_name or "X-Api-Key": f"{auth.header_prefix}{context.get(auth.token_key, '')}"}
+
+
+AUTH_FLOWS: dict[str, HeaderBuilder] = {"bearer": _bearer, "basic": _basic, "oauth2": _bearer, "header": _header}
 
 
 def auth_headers(auth: Auth, context: Mapping[str, Any]) -> dict[str, str]:

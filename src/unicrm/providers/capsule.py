@@ -13,9 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
-    ConversionError,
+    CustomFieldList,
     DateOnly,
     DateTimeFormat,
     Difference,
@@ -35,113 +36,24 @@ from unicrm.providers.declaration import (
     RateLimitHeaders,
     Ref,
     Resource,
+    TagNames,
+    TypedRef,
     full_name,
     iso_utc,
 )
 
 EMBED = {"embed": "tags,fields"}
+ONE_PARTY = "Capsule links a project to one main party: send a single contact (or an account)"
+ONE_OPPORTUNITY = "Capsule links a project to at most one opportunity"
 
 
 def _party_name(party: Mapping[str, Any]) -> str | None:
-    if party.get("name"):
-        return str(party["name"])
-    return full_name(party.get("firstName"), party.get("lastName"))
-
-
-def _party_of(kind: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
-    party = record.get("party")
-    if not isinstance(party, dict) or party.get("type") != kind or party.get("id") is None:
-        return None
-    return {"id": str(party["id"]), "name": _party_name(party)}
-
-
-def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _party_of("organisation", record)
-
-
-def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    person = _party_of("person", record)
-    return [person] if person else []
-
-
-def _party_id(value: Any) -> dict[str, Any]:
-    return {"party": None if value is None else {"id": IdString(numeric=True).write(value["id"], {})}}
-
-
-def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return _party_id(value)
-
-
-def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if not value:
-        return {}
-    if len(value) > 1:
-        raise ConversionError("Capsule links a project to one main party: send a single contact (or an account)")
-    return _party_id(value[0])
-
-
-def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    opp = record.get("opportunity")
-    if not isinstance(opp, dict) or opp.get("id") is None:
-        return []
-    return [{"id": str(opp["id"]), "name": opp.get("name")}]
-
-
-def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if not value:
-        return {"opportunity": None}
-    if len(value) > 1:
-        raise ConversionError("Capsule links a project to at most one opportunity")
-    return {"opportunity": {"id": IdString(numeric=True).write(value[0]["id"], {})}}
+    return str(party["name"]) if party.get("name") else full_name(party.get("firstName"), party.get("lastName"))
 
 
 def read_user_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
     status = record.get("status")
     return status == "ACTIVE" if isinstance(status, str) else None
-
-
-def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    tags = record.get("tags")
-    if not isinstance(tags, list):
-        return []
-    return [{"id": str(t.get("id")), "name": t.get("name")} for t in tags if isinstance(t, dict)]
-
-
-def write_tags(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    # Capsule attaches tags by name (creating them if needed) or by id.
-    out = []
-    for tag in value or []:
-        out.append({"name": tag["name"]} if tag.get("name") else {"id": IdString(numeric=True).write(tag["id"], {})})
-    return {"tags": out}
-
-
-def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    fields = record.get("fields")
-    if not isinstance(fields, list):
-        return None
-    out: dict[str, Any] = {}
-    for item in fields:
-        if not isinstance(item, dict):
-            continue
-        definition = item.get("definition") or {}
-        key = definition.get("name") or str(definition.get("id"))
-        out[str(key)] = item.get("value")
-    return out
-
-
-def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    ids = lookups.get("field_definitions", {})
-    out = []
-    for key, field_value in (value or {}).items():
-        if str(key).isdigit():
-            definition_id = int(key)
-        elif key in ids:
-            definition_id = int(ids[key])
-        else:
-            known = ", ".join(sorted(ids)) or "none"
-            raise ConversionError(f"{key!r} is not a Capsule project field; known fields: {known}")
-        out.append({"definition": {"id": definition_id}, "value": field_value})
-    return {"fields": out}
 
 
 def since_filter(op: str, moment: Any) -> Mapping[str, Any]:
@@ -263,18 +175,14 @@ def read_opportunity_status(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return "lost" if record.get("lostReason") or record.get("probability") == 0 else "won"
 
 
-def _opportunity_party(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return read_account(record, lookups)
-
-
 PARTY_COMMON = (
     Field("id", read="id", conv=IdString(numeric=True)),
     Field("owner", read="owner", conv=Ref()),
     Field("addresses", read=read_addresses),
     Field("phone_numbers", read=read_phone_numbers),
     Field("urls", read=read_urls),
-    Field("tags", read=read_tags),
-    Field("custom_fields", read=read_custom_fields),
+    Field("tags", read="tags", conv=TagNames("name", id_key="id", numeric_id=True)),
+    Field("custom_fields", read="fields", conv=CustomFieldList("definition.id", name_path="definition.name")),
     Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),
     Field("created_at", read="createdAt", conv=DateTimeFormat()),
     Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
@@ -344,12 +252,12 @@ RESOURCES = {
             Field("amount", read="value.amount", conv=Number()),
             Field("currency", read="value.currency"),
             Field("owner", read="owner", conv=Ref()),
-            Field("account", read=_opportunity_party),
-            Field("contact", read=read_contact),
+            Field("account", read="party", conv=TypedRef("organisation", name=_party_name)),
+            Field("contact", read="party", conv=TypedRef("person", name=_party_name, many=True)),
             Field("stage", read="milestone", conv=Ref(), note="the opportunity's milestone"),
             Field("status", read=read_opportunity_status),
-            Field("tags", read=read_tags),
-            Field("custom_fields", read=read_custom_fields),
+            Field("tags", read="tags", conv=TagNames("name", id_key="id", numeric_id=True)),
+            Field("custom_fields", read="fields", conv=CustomFieldList("definition.id", name_path="definition.name")),
             Field("close_date", read="expectedCloseOn", conv=DateOnly()),
             Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),
             Field("created_at", read="createdAt", conv=DateTimeFormat()),
@@ -387,6 +295,11 @@ PROVIDER = Provider(
     name="capsule",
     label="Capsule CRM",
     docs_url="https://developer.capsulecrm.com/v2/operations/Project",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages",
+        "https://developer.capsulecrm.com/v2/operations/Project",
+        "the provider's reference pages",
+    ),
     base_url="https://api.capsulecrm.com/api/v2",
     context=(
         ContextField(
@@ -413,13 +326,12 @@ PROVIDER = Provider(
     ),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/kases", query=EMBED),
+        "list": Endpoint("GET", "/kases", query=EMBED, records_path="kases"),
         "get": Endpoint("GET", "/kases/{id}", query=EMBED, record_path="kase"),
         "create": Endpoint("POST", "/kases", query=EMBED, wrap="kase", record_path="kase"),
         "update": Endpoint("PUT", "/kases/{id}", query=EMBED, wrap="kase", record_path="kase"),
-        "delete": Endpoint("DELETE", "/kases/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/kases/{id}", returns="no_record"),
     },
-    list_path="kases",
     pagination=Pagination("link_header", size_param="perPage", page_param="page", max_size=100, default_size=50),
     fields=(
         Field("id", read="id", conv=IdString()),
@@ -434,13 +346,35 @@ PROVIDER = Provider(
         ),
         Field("close_date", read="expectedCloseOn", write="expectedCloseOn", conv=DateOnly()),
         Field("owner", read="owner", write="owner", conv=Ref(numeric=True), remote_fields=("owner", "team")),
-        # contact before account: both write `party`, and a declared-later field wins.
-        Field("contact", read=read_contact, write=write_contact, remote_fields=("party",)),
-        Field("account", read=read_account, write=write_account, remote_fields=("party",)),
-        Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("opportunity",)),
+        # The one `party` slot is an organisation (account) or a person (contact): a null in one
+        # never clears the other (the engine maps clears first); both set is refused (`exclusive`).
+        Field(
+            "contact",
+            read="party",
+            write="party",
+            conv=TypedRef("person", name=_party_name, numeric=True, many=True, too_many=ONE_PARTY),
+        ),
+        Field("account", read="party", write="party", conv=TypedRef("organisation", name=_party_name, numeric=True)),
+        Field(
+            "opportunity",
+            read="opportunity",
+            write="opportunity",
+            conv=TypedRef(None, numeric=True, many=True, empty_clears=True, too_many=ONE_OPPORTUNITY),
+        ),
         Field("stage", read="stage", conv=Ref()),
-        Field("tags", read=read_tags, write=write_tags, remote_fields=("tags",), note="tags are attached by name or id"),
-        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("fields",)),
+        Field(
+            "tags",
+            read="tags",
+            write="tags",
+            conv=TagNames("name", id_key="id", numeric_id=True),
+            note="tags are attached by name or id",
+        ),
+        Field(
+            "custom_fields",
+            read="fields",
+            write="fields",
+            conv=CustomFieldList("definition.id", name_path="definition.name", lookup="field_definitions", numeric=True),
+        ),
         Field("created_at", read="createdAt", conv=DateTimeFormat()),
         Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
         Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),

@@ -48,6 +48,8 @@ class Converter:
     #: Optional one-argument fast path for reads, inlined by the mapping compiler; it may
     #: raise ValueError/TypeError/AttributeError, and then `read` handles the value.
     fast_read: Callable[[Any], Any] | None = None
+    #: True when `read` returns its value unchanged (a write-only converter): not compiled in.
+    reads_as_is: bool = False
 
 
 class IdString(Converter):
@@ -273,6 +275,337 @@ class Ref(Converter):
         return self.write_as(ident) if self.write_as else {self.id_key: ident}
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+#: What a converter's `write` returns to write nothing at all (not even a null).
+SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
+
+
+def display_name(obj: Any, name: str | Callable[[Mapping[str, Any]], Any] | None) -> Any:
+    """A related record's display name: a key of it, a function of it, or first + last name."""
+    if not isinstance(obj, dict):
+        return obj if isinstance(obj, str) else None
+    if callable(name):
+        return name(obj)
+    if name:
+        return obj.get(name)
+    return obj.get("name") or full_name(
+        obj.get("first_name", obj.get("firstName", obj.get("FIRST_NAME"))),
+        obj.get("last_name", obj.get("lastName", obj.get("LAST_NAME"))),
+    )
+
+
+class EpochTime(Converter):
+    """Unix timestamps (seconds, or milliseconds with `ms=True`) ⇄ ISO 8601 `Z`."""
+
+    def __init__(self, ms: bool = False) -> None:
+        self.scale = 1000 if ms else 1
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        try:
+            return iso_utc(datetime.fromtimestamp(float(value) / self.scale, UTC))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        seconds = parse_iso_datetime(str(value)).timestamp()
+        return round(seconds * self.scale)
+
+    def describe(self) -> str:
+        return "Unix time in " + ("milliseconds" if self.scale == 1000 else "seconds")
+
+
+class LookupRef(Converter):
+    """A bare provider id ⇄ unified `{id, name}`, the name from a lookup (`lookup` table).
+
+    The lookup maps id → a name string or the whole related record (then `name` says how to
+    name it: a key, a function, or first + last name by default). `many=True` reads a list
+    of ids (or of objects holding the id at `id_key`) into a list of refs and writes ids back.
+    """
+
+    def __init__(
+        self,
+        lookup: str | None,
+        name: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        numeric: bool = False,
+        many: bool = False,
+        id_key: str = "id",
+    ) -> None:
+        self.lookup, self.name, self.many, self.id_key = lookup, name, many, id_key
+        self._id = IdString(numeric)
+
+        self.read = self._reader()  # type: ignore[method-assign,assignment]
+
+    def _reader(self) -> Callable[[Any, Lookups], Any]:
+        # A closure over locals: this runs for every record of every list page.
+        lookup, id_key, many, name = self.lookup, self.id_key, self.many, self.name
+        namer: Callable[[Any], Any] = name if callable(name) else (lambda obj: display_name(obj, name))
+
+        def ref(ident: Any, table: Mapping[str, Any]) -> dict[str, Any] | None:
+            if ident.__class__ is dict:
+                ident = ident.get(id_key)
+            if ident is None or ident == "":
+                return None
+            key = str(ident)
+            found = table.get(key)
+            return {"id": key, "name": found if found is None or found.__class__ is str else namer(found)}
+
+        def read(value: Any, lookups: Lookups) -> Any:
+            table = lookups.get(lookup, _EMPTY) if lookup else _EMPTY
+            if many:
+                if value.__class__ is not list:
+                    return []
+                out = []
+                for v in value:
+                    r = ref(v, table)
+                    if r is not None:
+                        out.append(r)
+                return out
+            # one reference: `ref` inlined (this runs for every record of every page)
+            if value.__class__ is dict:
+                value = value.get(id_key)
+            if value is None or value == "":
+                return None
+            key = str(value)
+            found = table.get(key)
+            return {"id": key, "name": found if found is None or found.__class__ is str else namer(found)}
+
+        return read
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if self.many:
+            return [self._id.write(v["id"], lookups) for v in value or []]
+        return self._id.write(value["id"], lookups)
+
+
+class IdOf(Converter):
+    """Writes a unified `{id, name}` as its bare id (a string, or a number with `numeric`);
+    reads pass through, for a field read by a function such as `sibling_ref`."""
+
+    reads_as_is = True
+
+    def __init__(self, numeric: bool = False) -> None:
+        self._id = IdString(numeric)
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        return self._id.write(value["id"], lookups)
+
+
+def sibling_ref(id_key: str, obj_key: str, name: str | Callable[[Mapping[str, Any]], Any] | None = None) -> Callable[..., Any]:
+    """A read function: the id at `id_key` of the record, the name from the related object
+    at `obj_key` when the provider embeds it (an expanded relation), else a null name."""
+
+    def read(record: Mapping[str, Any], lookups: Lookups) -> Any:
+        ident = record.get(id_key)
+        if ident is None or ident == "":
+            return None
+        obj = record.get(obj_key)
+        return {"id": str(ident), "name": display_name(obj, name) if obj.__class__ is dict else None}
+
+    return read
+
+
+class TypedRef(Converter):
+    """One provider slot holding a record of one of several types (a party that is an
+    organisation or a person) read by several unified fields, each for its `kind`.
+
+    `type_key` names the type in the nested object (`kind=None`: any type, for a single
+    nested record read as a unified list); `many=True` reads the slot as a one-item list (a
+    unified list that the provider holds one of) and writes at most one; an empty list writes
+    nothing (`SKIP`), so another field of the group may set the slot, or clears the slot
+    with `empty_clears=True`.
+    """
+
+    def __init__(
+        self,
+        kind: str | None,
+        type_key: str = "type",
+        name: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        numeric: bool = False,
+        many: bool = False,
+        too_many: str = "the provider holds one",
+        empty_clears: bool = False,
+    ) -> None:
+        self.kind, self.type_key, self.name, self.many, self.too_many = kind, type_key, name, many, too_many
+        self.empty_clears = empty_clears
+        self._id = IdString(numeric)
+        # Needs no lookups: the mapping compiler inlines it as a one-argument fast path.
+        self._read = self.fast_read = self._reader()
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        return self._read(value)
+
+    def _reader(self) -> Callable[[Any], Any]:
+        kind, type_key, many, name = self.kind, self.type_key, self.many, self.name
+        namer: Callable[[Any], Any] = name if callable(name) else (lambda obj: display_name(obj, name))
+
+        def read(value: Any) -> Any:
+            if value.__class__ is dict and (kind is None or value.get(type_key) == kind):
+                ident = value.get("id")
+                if ident is not None:
+                    ref = {"id": str(ident), "name": namer(value)}
+                    return [ref] if many else ref
+            return [] if many else None
+
+        return read
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if self.many:
+            if not value:
+                return None if self.empty_clears else SKIP
+            if len(value) > 1:
+                raise ConversionError(self.too_many)
+            value = value[0]
+        return {"id": self._id.write(value["id"], lookups)}
+
+
+class TagNames(Converter):
+    """Tags a provider keeps by name ⇄ unified `[{id, name}]` (the id is the name, or the
+    provider's tag id when it has one). Items are strings, or objects with the name at `key`
+    (and the id at `id_key`); writes send names (or `{id_key: id}` when only an id is given
+    and the provider has ids)."""
+
+    def __init__(self, key: str | None = None, id_key: str | None = None, numeric_id: bool = False) -> None:
+        self.key, self.id_key = key, id_key
+        self._id = IdString(numeric_id)
+        self._read = self.fast_read = self._reader()  # no lookups: inlined by the mapping compiler
+
+    def read(self, value: Any, lookups: Lookups) -> Any:
+        return self._read(value)
+
+    def _reader(self) -> Callable[[Any], Any]:
+        key, id_key = self.key, self.id_key
+
+        def read(value: Any) -> Any:
+            if value.__class__ is not list:
+                return []
+            if key is None:
+                return [{"id": t, "name": t} for t in value if t.__class__ is str]
+            if id_key is None:
+                return [{"id": str(n), "name": n} for t in value if t.__class__ is dict and (n := t.get(key)) is not None]
+            return [{"id": str(i), "name": t.get(key)} for t in value if t.__class__ is dict and (i := t.get(id_key)) is not None]
+
+        return read
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        out: list[Any] = []
+        for tag in value or []:
+            name = tag.get("name") or (None if self.id_key else tag.get("id"))
+            if name:
+                item = {self.key: str(name).strip()} if self.key else str(name).strip()
+                if item not in out:  # a tag sent twice is attached once
+                    out.append(item)
+            elif self.id_key:
+                out.append({self.id_key: self._id.write(tag["id"], lookups)})
+        return out
+
+
+class CustomFieldList(Converter):
+    """Custom fields a provider keeps as a list of `{<definition id>, <value>}` items ⇄ the
+    unified object `{name or id: value}`.
+
+    `id_path` finds the definition id in an item (`definition.id`), `value_key` its value; the
+    name shown is the one at `name_path` in the item, else from the `lookup` (name → id table,
+    read backwards), else the id. Writes accept names (through the lookup) or ids and build
+    items with `write_id_path` (default `id_path`); unknown names are a 400 naming the known ones.
+    """
+
+    def __init__(
+        self,
+        id_path: str,
+        value_key: str = "value",
+        name_path: str | None = None,
+        lookup: str | None = None,
+        write_id_path: str | None = None,
+        numeric: bool = False,
+        by_name: bool = True,
+    ) -> None:
+        self.id_path, self.value_key, self.name_path, self.lookup = id_path, value_key, name_path, lookup
+        self.write_id_path = write_id_path or id_path
+        self.by_name = by_name
+        self._id = IdString(numeric)
+        self._id_parts = tuple(id_path.split("."))
+        self._name_parts = tuple(name_path.split(".")) if name_path and by_name else ()
+        self._names: tuple[Any, dict[str, Any]] = (None, {})
+        self.read = self._reader()  # type: ignore[method-assign,assignment]
+
+    @staticmethod
+    def _get(item: Any, parts: tuple[str, ...]) -> Any:
+        for part in parts:
+            item = item.get(part) if item.__class__ is dict else None
+        return item
+
+    def _id_names(self, lookups: Lookups) -> dict[str, Any]:
+        """id → name from the lookup (name → id), inverted once per lookup table."""
+        table = lookups.get(self.lookup) if self.lookup and self.by_name else None
+        if not table:
+            return {}
+        if self._names[0] is not table:
+            self._names = (table, {str(v): k for k, v in table.items()})
+        return self._names[1]
+
+    def _reader(self) -> Callable[[Any, Lookups], Any]:
+        get, id_parts, name_parts, value_key, id_names = (
+            self._get,
+            self._id_parts,
+            self._name_parts,
+            self.value_key,
+            self._id_names,
+        )
+        flat = len(id_parts) == 1 and not name_parts and not (self.lookup and self.by_name)
+        id_key = id_parts[0]
+        id_sub = id_parts[1] if len(id_parts) == 2 else ""
+        # the name next to the id in the same nested object (`definition.name`), if any
+        name_sub = name_parts[1] if len(name_parts) == 2 and name_parts[0] == id_key else ""
+        two_level = bool(id_sub) and (not name_parts or bool(name_sub))
+
+        def read(value: Any, lookups: Lookups) -> Any:
+            if value.__class__ is not list:
+                return None
+            if flat:  # {FIELD_NAME, FIELD_VALUE} items keyed by their own name/id
+                return {str(i[id_key]): i.get(value_key) for i in value if i.__class__ is dict and i.get(id_key) is not None}
+            names = id_names(lookups)
+            out: dict[str, Any] = {}
+            for item in value:
+                if item.__class__ is not dict:
+                    continue
+                if two_level:  # `definition.id`, the common case, without a call per item
+                    node = item.get(id_key)
+                    ident = node.get(id_sub) if node.__class__ is dict else None
+                    shown = node.get(name_sub) if name_sub and node.__class__ is dict else None
+                else:
+                    ident = get(item, id_parts)
+                    shown = get(item, name_parts) if name_parts else None
+                out[str(shown or names.get(str(ident)) or ident)] = item.get(value_key)
+            return out
+
+        return read
+
+    def write(self, value: Any, lookups: Lookups) -> Any:
+        if value is None:
+            raise ConversionError('cannot be cleared as a whole: send {"<field>": null} for each field to clear')
+        ids = lookups.get(self.lookup, {}) if self.lookup else {}
+        known = {str(v) for v in ids.values()}
+        out = []
+        for key, field_value in value.items():
+            key = str(key)
+            if key in ids:
+                ident: Any = ids[key]
+            elif key in known or not self.lookup or key.isdigit():
+                ident = key
+            else:
+                raise ConversionError(f"{key!r} is not a custom field here; known fields: {', '.join(sorted(ids)) or 'none'}")
+            item: dict[str, Any] = {}
+            node = item
+            parts = self.write_id_path.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = self._id.write(ident, lookups)
+            item[self.value_key] = field_value
+            out.append(item)
+        return out
+
+
 # --------------------------------------------------------------------------- fields
 ReadFn = Callable[[Mapping[str, Any], Lookups], Any]
 WriteFn = Callable[[Any, Lookups], Mapping[str, Any]]
@@ -288,7 +621,7 @@ class Field:
     when `read`/`write` are paths. `required` names the operations that need the field.
     `remote_fields` are the provider keys a write touches (derived from a `write` path), used to
     name provider field errors back in unified terms; a key ending in `*` is a prefix
-    (`metadata_*`).
+    (`metadata_*`). `not_clearable` is why a null is refused for this field (a 400 naming it).
     """
 
     unified: str
@@ -299,6 +632,7 @@ class Field:
     write_ops: tuple[Op, ...] = WRITE_OPS
     remote_fields: tuple[str, ...] = ()
     note: str = ""
+    not_clearable: str = ""
 
     def writes_on(self, op: Op) -> bool:
         return self.write is not None and op in self.write_ops
@@ -323,7 +657,10 @@ class Endpoint:
     `record_path` finds the record in the answer (`kase`, `data`); `id_in_body` puts the id
     into the body instead of (or as well as) the path (`PUT /Projects` with `PROJECT_ID`).
     `returns` says what a write answers with: the whole record, only an id (at `id_path`),
-    or nothing; anything short of a record is read back with the `get` endpoint. `safe` says
+    or `no_record` (an empty body or a status document; `nothing` is its old name); anything
+    short of a record is read back with the `get` endpoint. `records_path` finds a list
+    endpoint's records (`kases`, `data`; unset: the answer is the list itself); it replaces
+    `Provider.list_path`, which still works. `safe` says
     the call changes nothing and may be retried on a transient failure; by default only a GET
     is (RPC APIs read with POST: they mark their reads `safe=True`).
     """
@@ -335,9 +672,10 @@ class Endpoint:
     wrap: str | None = None
     record_path: str | None = None
     id_in_body: str | None = None
-    returns: Literal["record", "id", "nothing"] = "record"
+    returns: Literal["record", "id", "no_record", "nothing"] = "record"
     id_path: str | None = None
     safe: bool | None = None
+    records_path: str | None = None
 
     @property
     def retriable(self) -> bool:
@@ -425,19 +763,23 @@ class Auth:
 
     Schemes: `bearer` (token from `token_key`), `basic` (`username_key`, `password_key`;
     a missing password key means an empty password), `oauth2` (bearer access token that is
-    refreshed at `token_url` with the refresh token, rotating it when the provider does).
+    refreshed at `token_url` with the refresh token, rotating it when the provider does),
+    `header` (the token from `token_key` in the header `header_name`, with `header_prefix`
+    before it; no `Authorization` header).
 
     `authorize_url` (with `scopes`, joined by `scope_separator`, and `pkce` when the provider
     supports RFC 7636) lets the hosted connect page run the authorization-code flow; the code
     is exchanged at `token_url`.
     """
 
-    scheme: Literal["bearer", "basic", "oauth2"]
+    scheme: Literal["bearer", "basic", "oauth2", "header"]
     token_key: str = "access_token"
     username_key: str | None = None
     password_key: str | None = None
     token_url: str | None = None
     refresh_margin_s: int = 120
+    header_name: str | None = None
+    header_prefix: str = ""
     authorize_url: str | None = None
     scopes: tuple[str, ...] = ()
     scope_separator: str = " "
@@ -489,20 +831,38 @@ class NativeFilter:
     build: Callable[[str, datetime], Mapping[str, Any]]
 
 
+#: `Lookup(value=WHOLE_RECORD)`: the lookup keeps each related record whole.
+WHOLE_RECORD: None = None
+
+
 @dataclass(frozen=True)
 class Lookup:
     """Reference data read once per account and cached (currencies, custom-field definitions).
 
-    The result is `{key: value}` built from the records at `records_path`; converters and
-    hooks see every lookup of the provider in their `lookups` argument.
+    The result is `{key: value}` built from the records at `records_path`, where `value` is a
+    key of each record, or `WHOLE_RECORD` (None; the old spelling `""` still works) for the
+    record itself; converters and hooks see every lookup of the provider in `lookups`.
     """
 
     name: str
     endpoint: Endpoint
     records_path: str | None
     key: str
-    value: str
+    value: str | None = None
     ttl_s: int = 300
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """The provider's published specification this declaration is held to.
+
+    The spec itself lives in tests/specs/<provider>/ (the conformance tests read it; the
+    runtime does not); this says which one it is, for the coverage table.
+    """
+
+    kind: str
+    source: str
+    official: str
 
 
 @dataclass(frozen=True)
@@ -524,6 +884,10 @@ class Hooks:
 
     #: Read the record before an update, so `after_write` can diff relations against it.
     needs_before_update: bool = False
+
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        """The provider calls the hooks make beyond the declared ones (checked against the spec)."""
+        return {}
 
     async def after_write(
         self, op: Op, call: ProviderCall, record_id: str, unified: Mapping[str, Any], before: Mapping[str, Any] | None
@@ -605,6 +969,7 @@ class Provider:
     endpoints: Mapping[Op, Endpoint]
     pagination: Pagination
     fields: tuple[Field, ...]
+    #: Old name of `Endpoint.records_path` on the list endpoint (still read when that is unset).
     list_path: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     #: Groups of fields of which at least one is required on an operation.
@@ -624,6 +989,7 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+    spec: ApiSpec | None = None
     #: The path under the base URL that proxy resource names are relative to (`/entities`
     #: makes `/proxy/Accounts` call `<base>/entities/Accounts`).
     proxy_prefix: str = ""
@@ -660,6 +1026,11 @@ class Provider:
             if f.unified == unified:
                 return f
         return None
+
+    @property
+    def records_path(self) -> str | None:
+        """Where the list endpoint's answer keeps its records."""
+        return self.endpoints["list"].records_path or self.list_path if "list" in self.endpoints else self.list_path
 
     def resource_names(self) -> tuple[str, ...]:
         """Every unified resource this provider serves, projects first."""

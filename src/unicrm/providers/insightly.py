@@ -7,7 +7,7 @@ pod-specific host (`https://api.{pod}.insightly.com/v3.1`); bare JSON objects an
 `PUT /Projects` with `PROJECT_ID` in the body and only the keys that change; required
 `PROJECT_NAME` and `STATUS` (six values); body dates `yyyy-MM-dd HH:mm:ss` (UTC) while query
 dates are ISO 8601; sub-collections `LINKS`, `TAGS`, `CUSTOMFIELDS` in the same payload;
-`updated_after_utc`; delete answers 202 with no body; `X-RateLimit-Limit/-Remaining` (the
+delete answers 202 with no body; `X-RateLimit-Limit/-Remaining` (the
 daily quota) and 429.
 
 Decisions where the docs are silent (or only third parties speak):
@@ -32,24 +32,25 @@ Decisions where the docs are silent (or only third parties speak):
 - `custom_fields` are `{FIELD_NAME: FIELD_VALUE}` (names end in `__c`); only the fields sent
   change and a null value clears one. Unknown names are refused by Insightly and named back as
   `custom_fields`.
-- `updated_at[gt|gte]` becomes `updated_after_utc` (whole seconds, strictly after; `gte` asks
-  from one second earlier since Insightly's timestamps have whole seconds); `lt`/`lte` and the
-  `created_at` filters are applied by unicrm to each page.
+- Every `updated_at`/`created_at` filter is applied by unicrm to each page. `updated_after_utc`
+  is documented only by third parties, and for `/Projects/Search` (the v3.0 swagger client and
+  an MCP connector that switches to `/Search` for it), not for the plain `GET /Projects` list:
+  if the list ignored it, a native filter would return unfiltered rows as if filtered.
 - Delete's answer has no body, so the response is `{"id": ...}`.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
+    ApiSpec,
     Auth,
     ContextField,
-    ConversionError,
+    CustomFieldList,
     DateTimeFormat,
     Difference,
     Endpoint,
@@ -60,14 +61,15 @@ from unicrm.providers.declaration import (
     Hooks,
     IdString,
     Lookup,
+    LookupRef,
     Lookups,
-    NativeFilter,
     Number,
     Op,
     Pagination,
     Provider,
     RateLimitHeaders,
     Resource,
+    TagNames,
     full_name,
 )
 
@@ -111,42 +113,33 @@ def _person_name(person: Any) -> str | None:
     return full_name(person.get("FIRST_NAME"), person.get("LAST_NAME")) if person.__class__ is dict else None
 
 
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("OWNER_USER_ID")
-    if ident is None:
-        return None
-    return {"id": str(ident), "name": _person_name(lookups.get("users", {}).get(str(ident)))}
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError("cannot be cleared: every Insightly project has an owner user")
-    return {"OWNER_USER_ID": _NUMERIC.write(value["id"], lookups)}
-
-
-def read_stage(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("STAGE_ID")
-    if ident is None:
-        return None
-    return {"id": str(ident), "name": lookups.get("stages", {}).get(str(ident))}
-
-
 # --------------------------------------------------------------------------- links
+_LAST_LINKS: tuple[Any, Any, int, dict[Any, list[str]]] = (None, None, 0, {})
+
+
 def _linked(record: Mapping[str, Any], kind: str) -> list[str]:
-    """Ids of the linked records of one kind, in link order, once each."""
-    out: list[str] = []
-    links = record.get("LINKS")
-    if not links:
-        return out
-    for link in links:
-        # `.__class__ is dict`, not isinstance: this runs three times per record
-        if link.__class__ is dict and link.get("LINK_OBJECT_NAME") == kind:
-            ident = link.get("LINK_OBJECT_ID")
-            if ident is not None:
-                ident = str(ident)
-                if ident not in out:
-                    out.append(ident)
-    return out
+    """Ids of the linked records of one kind, in link order, once each.
+
+    Three fields read the links of the same record one after the other: the links are grouped
+    by kind in one pass and kept for the record they came from (one entry, swapped atomically).
+    """
+    global _LAST_LINKS
+    links = record.get("LINKS") or ()
+    last, last_links, count, groups = _LAST_LINKS
+    # The same record with the same links list, not grown or shrunk since: reuse the grouping.
+    if last is not record or last_links is not links or count != len(links):
+        groups = {}
+        for link in links:
+            # `.__class__ is dict`, not isinstance: this runs for every record of every page
+            if link.__class__ is dict:
+                ident = link.get("LINK_OBJECT_ID")
+                if ident is not None:
+                    ids = groups.setdefault(link.get("LINK_OBJECT_NAME"), [])
+                    ident = str(ident)
+                    if ident not in ids:
+                        ids.append(ident)
+        _LAST_LINKS = (record, links, len(links), groups)
+    return groups.get(kind, [])
 
 
 def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -252,44 +245,7 @@ class InsightlyHooks(Hooks):
 
 
 # --------------------------------------------------------------------------- tags, custom fields
-def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    tags = record.get("TAGS") or ()
-    return [{"id": t["TAG_NAME"], "name": t["TAG_NAME"]} for t in tags if isinstance(t, dict) and t.get("TAG_NAME")]
-
-
-def write_tags(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    names: list[str] = []
-    for tag in value or ():
-        name = str(tag.get("name") or tag.get("id") or "").strip()
-        if not name:
-            raise ConversionError('each tag needs a "name" (Insightly tags are names)')
-        if name not in names:
-            names.append(name)
-    return {"TAGS": [{"TAG_NAME": n} for n in names]}
-
-
-def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    fields = record.get("CUSTOMFIELDS")
-    if not isinstance(fields, list):
-        return None
-    return {str(f["FIELD_NAME"]): f.get("FIELD_VALUE") for f in fields if isinstance(f, dict) and f.get("FIELD_NAME")}
-
-
-def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError('cannot be cleared as a whole: send {"Name__c": null} for each field to clear')
-    return {"CUSTOMFIELDS": [{"FIELD_NAME": str(k), "FIELD_VALUE": v} for k, v in value.items()]}
-
-
 # --------------------------------------------------------------------------- filters, errors
-def updated_after(op: str, moment: datetime) -> Mapping[str, Any]:
-    """`updated_after_utc` is strictly after, in whole seconds: `gte t` asks after `ceil(t) - 1 s`."""
-    whole = moment.replace(microsecond=0)
-    if op == "gte":
-        whole = (whole + timedelta(seconds=math.ceil(moment.microsecond / 1e6))) - timedelta(seconds=1)
-    return {"updated_after_utc": whole.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
 def error_message(body: Any) -> str | None:
     if isinstance(body, Mapping):
         message = body.get("Message") or body.get("message")
@@ -441,12 +397,12 @@ RESOURCES = {
             _id("ORGANISATION_ID"),
             Field("name", read="ORGANISATION_NAME"),
             Field("description", read="BACKGROUND"),
-            Field("owner", read=read_owner),
+            Field("owner", read="OWNER_USER_ID", conv=LookupRef("users", name=_person_name)),
             Field("website", read=read_website),
             Field("addresses", read=read_organisation_addresses),
             Field("phone_numbers", read=read_phones),
             Field("urls", read=read_website_urls),
-            Field("tags", read=read_tags),
+            Field("tags", read="TAGS", conv=TagNames("TAG_NAME")),
             *_STAMPS,
         ),
         lookups=(USERS,),
@@ -461,11 +417,11 @@ RESOURCES = {
             Field("name", read=read_person),
             Field("title", read="TITLE"),
             Field("account", read=read_organisation),
-            Field("owner", read=read_owner),
+            Field("owner", read="OWNER_USER_ID", conv=LookupRef("users", name=_person_name)),
             Field("addresses", read=read_contact_addresses),
             Field("email_addresses", read=read_email),
             Field("phone_numbers", read=read_phones),
-            Field("tags", read=read_tags),
+            Field("tags", read="TAGS", conv=TagNames("TAG_NAME")),
             *_STAMPS,
         ),
         lookups=(USERS, ORGANISATIONS),
@@ -479,9 +435,9 @@ RESOURCES = {
             Field("description", read="OPPORTUNITY_DETAILS"),
             Field("amount", read="OPPORTUNITY_VALUE", conv=Number()),
             Field("currency", read="BID_CURRENCY"),
-            Field("owner", read=read_owner),
+            Field("owner", read="OWNER_USER_ID", conv=LookupRef("users", name=_person_name)),
             Field("account", read=read_organisation),
-            Field("stage", read=read_stage),
+            Field("stage", read="STAGE_ID", conv=LookupRef("stages")),
             Field(
                 "status",
                 read="OPPORTUNITY_STATE",
@@ -489,7 +445,7 @@ RESOURCES = {
                 note="ABANDONED reads as lost and SUSPENDED as open; the state itself is in remote_data",
             ),
             Field("close_date", read="FORECAST_CLOSE_DATE", conv=DateTimeFormat()),
-            Field("tags", read=read_tags),
+            Field("tags", read="TAGS", conv=TagNames("TAG_NAME")),
             *_STAMPS,
         ),
         lookups=(USERS, ORGANISATIONS, STAGES),
@@ -525,6 +481,11 @@ PROVIDER = Provider(
     name="insightly",
     label="Insightly",
     docs_url="https://api.insightly.com/v3.1/Help",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the v3.1 introduction and a generated client",
+        "https://api.na1.insightly.com/v3.1/",
+        "partly third-party (client generated from Insightly's v3.0 swagger)",
+    ),
     base_url="https://api.{pod}.insightly.com/v3.1",
     context=(
         ContextField(
@@ -554,9 +515,8 @@ PROVIDER = Provider(
         "get": Endpoint("GET", "/Projects/{id}"),
         "create": Endpoint("POST", "/Projects"),
         "update": Endpoint("PUT", "/Projects", id_in_body="PROJECT_ID"),
-        "delete": Endpoint("DELETE", "/Projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/Projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="top", offset_param="skip", max_size=MAX_PAGE, default_size=DEFAULT_PAGE),
     fields=(
         Field("id", read="PROJECT_ID", conv=IdString(numeric=True)),
@@ -577,7 +537,14 @@ PROVIDER = Provider(
             conv=DateTimeFormat(BODY_DATE),
             note="COMPLETED_DATE, sent as yyyy-MM-dd HH:mm:ss (UTC)",
         ),
-        Field("owner", read=read_owner, write=write_owner, remote_fields=("OWNER_USER_ID",), note="the record owner user"),
+        Field(
+            "owner",
+            read="OWNER_USER_ID",
+            write="OWNER_USER_ID",
+            conv=LookupRef("users", name=_person_name, numeric=True),
+            note="the record owner user",
+            not_clearable="every Insightly project has an owner user",
+        ),
         Field(
             "account",
             read=read_account,
@@ -599,26 +566,26 @@ PROVIDER = Provider(
             remote_fields=("OPPORTUNITY_ID", LINK_FIELDS["opportunity"]),
             note="the first is OPPORTUNITY_ID, the others LINKS items to Opportunities",
         ),
-        Field("stage", read=read_stage, note="STAGE_ID; changed through Insightly's pipeline endpoints"),
         Field(
-            "tags", read=read_tags, write=write_tags, remote_fields=("TAGS",), note="tags are names; sending tags replaces them"
+            "stage", read="STAGE_ID", conv=LookupRef("stages"), note="STAGE_ID; changed through Insightly's pipeline endpoints"
         ),
+        Field("tags", read="TAGS", write="TAGS", conv=TagNames("TAG_NAME"), note="tags are names; sending tags replaces them"),
         Field(
             "custom_fields",
-            read=read_custom_fields,
-            write=write_custom_fields,
-            remote_fields=("CUSTOMFIELDS",),
+            read="CUSTOMFIELDS",
+            write="CUSTOMFIELDS",
+            conv=CustomFieldList("FIELD_NAME", value_key="FIELD_VALUE", by_name=False),
             note="{FIELD_NAME: FIELD_VALUE}; only the fields sent change",
+            not_clearable='send {"Name__c": null} for each field to clear',
         ),
         Field("created_at", read="DATE_CREATED_UTC", conv=DateTimeFormat()),
         Field("updated_at", read="DATE_UPDATED_UTC", conv=DateTimeFormat()),
         Field("last_activity_at", read="LAST_ACTIVITY_DATE_UTC", conv=DateTimeFormat()),
     ),
-    filters=(NativeFilter("updated_at", ("gt", "gte"), updated_after),),
     errors=Errors(message=error_message, field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", window_s=86400),
     lookups=(
-        Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value="", ttl_s=300),
+        Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value=WHOLE_RECORD, ttl_s=300),
         Lookup(
             "organisations",
             Endpoint("GET", "/Organisations", query={"brief": "true", "top": MAX_PAGE}),
@@ -627,7 +594,11 @@ PROVIDER = Provider(
             value="ORGANISATION_NAME",
         ),
         Lookup(
-            "contacts", Endpoint("GET", "/Contacts", query={"brief": "true", "top": MAX_PAGE}), None, key="CONTACT_ID", value=""
+            "contacts",
+            Endpoint("GET", "/Contacts", query={"brief": "true", "top": MAX_PAGE}),
+            None,
+            key="CONTACT_ID",
+            value=WHOLE_RECORD,
         ),
         Lookup(
             "opportunities",
@@ -663,7 +634,8 @@ PROVIDER = Provider(
         "reads the project first, as Insightly replaces LINKS whole.",
         "owner is OWNER_USER_ID; RESPONSIBLE_USER_ID is in remote_data.",
         "Names of related records come from the first 500 users, organisations, contacts and opportunities, cached 5 min.",
-        "updated_at gt/gte use Insightly's updated_after_utc; other date filters are applied by unicrm.",
+        "updated_at and created_at filters are applied by unicrm: the plain GET /Projects list is not documented to "
+        "honour updated_after_utc (only /Projects/Search is, in third-party sources).",
     ),
     resources=RESOURCES,
 )

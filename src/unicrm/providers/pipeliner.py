@@ -1,17 +1,30 @@
 """Pipeliner CRM (REST API v100): `/entities/Projects`.
 
-Facts: shared/reference/providers-capsule-insightly-pipeliner.md §3. HTTP Basic with an API
-application's user name and password, `{success, data}` envelopes, cursor paging
-(`first`/`after`, `page_info`), UUIDs, `revenue_goal` required on create, `status` computed
-by Pipeliner (read-only), relations returned as objects with `expand=`.
+Facts: shared/reference/providers-capsule-insightly-pipeliner.md §3; spec: Pipeliner's OpenAPI
+document (tests/specs/pipeliner/). HTTP Basic with an API application's user name and password,
+`{success, data}` envelopes, cursor paging (`first`/`after`, `page_info`), UUIDs, `status`
+computed by Pipeliner (read-only), relations returned as objects with `expand=`, which the
+docs offer on list and get only: create and update answers carry relations as URIs, so the
+record is read back with `get` after a write (names of owner, account and contacts).
+
+`revenue_goal` is required on create and is written whole (the OpenAPI document requires
+`base_value`, `currency_id` and `value_foreign` together, on update too): `value_foreign` is the
+amount in `currency_id`, `base_value` the same amount in the space's base currency
+(`Currencies.is_base`), converted with the exchange rate of the rate list valid now
+(`CurrencyExchangeRate.exchange_rate` multiplies a base amount into its currency). An update of
+only `amount` or only `currency` reads the project first for the other half.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -23,6 +36,8 @@ from unicrm.providers.declaration import (
     Errors,
     Field,
     FieldError,
+    Hooks,
+    IdOf,
     IdString,
     Lookup,
     Lookups,
@@ -34,10 +49,16 @@ from unicrm.providers.declaration import (
     RateLimitHeaders,
     Resource,
     full_name,
+    parse_iso_datetime,
+    sibling_ref,
 )
 
+if TYPE_CHECKING:
+    from unicrm.engine.calls import ProviderCall
+
 EXPAND = {"expand": "owner,account,contact_relations.contact"}
-DEFAULT_CURRENCY = "EUR"
+FIRST_100 = {"first": 100}
+GET = Endpoint("GET", "/entities/Projects/{id}", query=EXPAND, record_path="data")
 
 
 def _person_name(obj: Mapping[str, Any]) -> str | None:
@@ -45,30 +66,6 @@ def _person_name(obj: Mapping[str, Any]) -> str | None:
     if name:
         return str(name)
     return full_name(obj.get("first_name"), obj.get("last_name"))
-
-
-def _ref(record: Mapping[str, Any], id_key: str, obj_key: str) -> Any:
-    ident = record.get(id_key)
-    if not ident:
-        return None
-    obj = record.get(obj_key)
-    return {"id": str(ident), "name": _person_name(obj) if isinstance(obj, dict) else None}
-
-
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _ref(record, "owner_id", "owner")
-
-
-def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return _ref(record, "account_id", "account")
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"owner_id": None if value is None else str(value["id"])}
-
-
-def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"account_id": None if value is None else str(value["id"])}
 
 
 def read_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -92,21 +89,22 @@ def read_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
     goal = record.get("revenue_goal")
     if not isinstance(goal, dict) or not goal.get("currency_id"):
         return None
-    return lookups.get("currency_codes", {}).get(str(goal["currency_id"]))
+    currency = lookups.get("currencies", {}).get(str(goal["currency_id"]))
+    return currency.get("code") if isinstance(currency, dict) else None
 
 
 def write_amount(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    amount = 0 if value is None else value
-    return {"revenue_goal": {"base_value": amount, "value_foreign": amount}}
+    # The rest of revenue_goal (currency_id, base_value) is completed by PipelinerHooks.
+    return {"revenue_goal": {"value_foreign": 0 if value is None else value}}
 
 
 def _currency_id(code: str, lookups: Lookups) -> str:
-    ids = lookups.get("currency_ids", {})
-    if code not in ids:
-        raise ConversionError(
-            f"{code!r} is not a currency of this Pipeliner space; available: {', '.join(sorted(ids)) or 'none'}"
-        )
-    return str(ids[code])
+    currencies = lookups.get("currencies", {})
+    for ident, currency in currencies.items():
+        if isinstance(currency, dict) and str(currency.get("code", "")).upper() == code:
+            return str(ident)
+    codes = sorted(str(c.get("code")) for c in currencies.values() if isinstance(c, dict))
+    raise ConversionError(f"{code!r} is not a currency of this Pipeliner space; available: {', '.join(codes) or 'none'}")
 
 
 def write_currency(value: Any, lookups: Lookups) -> Mapping[str, Any]:
@@ -115,10 +113,92 @@ def write_currency(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"revenue_goal": {"currency_id": _currency_id(str(value).upper(), lookups)}}
 
 
+def _base_currency(lookups: Lookups) -> str | None:
+    for ident, currency in lookups.get("currencies", {}).items():
+        if isinstance(currency, dict) and currency.get("is_base"):
+            return str(ident)
+    return None
+
+
 def default_revenue_goal(context: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
-    """Pipeliner requires a revenue goal: default to 0 in the account's currency (EUR if unset)."""
-    code = str(context.get("default_currency") or DEFAULT_CURRENCY).upper()
-    return {"base_value": 0, "value_foreign": 0, "currency_id": _currency_id(code, lookups)}
+    """Pipeliner requires a revenue goal: 0 in the account's default_currency, else the base currency."""
+    code = context.get("default_currency")
+    currency_id = _currency_id(str(code).upper(), lookups) if code else _base_currency(lookups)
+    if currency_id is None:
+        raise ConversionError("the space reports no base currency; set default_currency in the account's context")
+    return {"value_foreign": 0, "currency_id": currency_id}
+
+
+def exchange_rate(currency_id: str, lookups: Lookups, now: datetime | None = None) -> float:
+    """Units of `currency_id` per unit of the base currency, from the rate list valid at `now`."""
+    if currency_id == _base_currency(lookups):
+        return 1.0
+    moment = now or datetime.now(UTC)
+    valid: list[tuple[datetime, str]] = []
+    for list_id, valid_from in lookups.get("exchange_rate_lists", {}).items():
+        try:
+            start = parse_iso_datetime(str(valid_from).replace(" ", "T"))
+        except ValueError:
+            continue
+        if start <= moment:
+            valid.append((start, list_id))
+    for _, list_id in sorted(valid, reverse=True):
+        for rate in lookups.get("exchange_rates", {}).values():
+            if (
+                isinstance(rate, dict)
+                and str(rate.get("currency_id")) == currency_id
+                and str(rate.get("currency_exchange_rate_list_id")) == list_id
+                and rate.get("exchange_rate")
+            ):
+                return float(rate["exchange_rate"])
+    raise ConversionError("this Pipeliner space has no exchange rate for the currency; add one or send the base currency")
+
+
+class PipelinerHooks(Hooks):
+    """revenue_goal is written whole: the missing half from the project, base_value converted."""
+
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        return {"read before a partial revenue_goal update": GET}
+
+    async def before_write(
+        self,
+        op: Op,
+        call: ProviderCall,
+        record_id: str | None,
+        unified: Mapping[str, Any],
+        body: dict[str, Any],
+        before: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        goal = body.get("revenue_goal")
+        if not isinstance(goal, dict) or ("base_value" in goal and "currency_id" in goal and "value_foreign" in goal):
+            return body  # no money change, or remote_data gave the whole goal
+        if record_id is not None and ("currency_id" not in goal or "value_foreign" not in goal):
+            current = (await call.call(GET, record_id)).json()
+            known = current.get("data", {}).get("revenue_goal") if isinstance(current, dict) else None
+            goal = {**(known if isinstance(known, dict) else {}), **goal}
+            goal.pop("base_value", None)
+        lookups = call.lookups
+        if "currency_id" not in goal:
+            raise ApiError(
+                400,
+                "Invalid field value(s): currency Pipeliner needs the amount's currency; send currency with amount.",
+                insight={"invalid_fields": [{"field": "currency", "message": "required with amount"}]},
+            )
+        foreign = float(goal.get("value_foreign") or 0)
+        try:
+            rate = exchange_rate(str(goal["currency_id"]), lookups)
+        except ConversionError as exc:
+            raise ApiError(
+                400,
+                f"Invalid field value(s): currency {exc}.",
+                insight={"invalid_fields": [{"field": "currency", "message": str(exc)}]},
+            ) from None
+        body["revenue_goal"] = {
+            "base_value": round(foreign / rate, 2),
+            "currency_id": goal["currency_id"],
+            "value_foreign": foreign,
+        }
+        return body
 
 
 def modified_filter(api_field: str) -> Any:
@@ -129,14 +209,14 @@ def modified_filter(api_field: str) -> Any:
 
 
 def field_errors(body: Any) -> list[FieldError]:
-    if not isinstance(body, Mapping):
+    """The OpenAPI `Error` has one `message`; name the Project api fields it starts its parts with."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("message"), str):
         return []
     out = []
-    for item in body.get("errors") or []:
-        if isinstance(item, dict) and item.get("field"):
-            out.append(FieldError(str(item["field"]), str(item.get("message", ""))))
-    if not out and body.get("field"):
-        out.append(FieldError(str(body["field"]), str(body.get("message", ""))))
+    for part in body["message"].split("; "):
+        name, sep, why = part.partition(": ")
+        if sep and name.replace("_", "").replace(".", "").isalnum() and name == name.lower():
+            out.append(FieldError(name, why))
     return out
 
 
@@ -266,7 +346,7 @@ RESOURCES = {
             Field("id", read="id", conv=IdString()),
             Field("name", read="name"),
             Field("description", read="comments"),
-            Field("owner", read=read_owner),
+            Field("owner", read=sibling_ref("owner_id", "owner", _person_name)),
             Field("website", read="home_page"),
             Field("addresses", read=read_address),
             Field("phone_numbers", read=read_phones),
@@ -285,7 +365,7 @@ RESOURCES = {
             Field("last_name", read="last_name"),
             Field("name", read=read_person_name),
             Field("title", read="position"),
-            Field("owner", read=read_owner),
+            Field("owner", read=sibling_ref("owner_id", "owner", _person_name)),
             Field("account", read=read_primary_account),
             Field("addresses", read=read_address),
             Field("email_addresses", read=read_emails),
@@ -301,7 +381,7 @@ RESOURCES = {
         fields=(
             Field("id", read="id", conv=IdString()),
             Field("name", read="name"),
-            Field("owner", read=read_owner),
+            Field("owner", read=sibling_ref("owner_id", "owner", _person_name)),
             Field("account", read=read_primary_account),
             Field("stage", read=read_step, note="the pipeline step"),
             Field("amount", read="value.value_foreign", conv=Number()),
@@ -346,6 +426,11 @@ PROVIDER = Provider(
     name="pipeliner",
     label="Pipeliner CRM",
     docs_url="https://developers.pipelinersales.com/api-docs/",
+    spec=ApiSpec(
+        "OpenAPI 3 (Project, Currency APIs), subset",
+        "https://github.com/api-evangelist/pipeliner/blob/main/openapi/pipeliner-project-api-openapi.yml",
+        "the provider's own OpenAPI document, via a public mirror",
+    ),
     base_url="https://{region}.api.pipelinersales.com/api/v100/rest/spaces/{space_id}",
     proxy_prefix="/entities",
     context=(
@@ -388,13 +473,14 @@ PROVIDER = Provider(
     auth=Auth("basic", username_key="username", password_key="password"),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/entities/Projects", query=EXPAND),
-        "get": Endpoint("GET", "/entities/Projects/{id}", query=EXPAND, record_path="data"),
-        "create": Endpoint("POST", "/entities/Projects", query=EXPAND, record_path="data"),
-        "update": Endpoint("PATCH", "/entities/Projects/{id}", query=EXPAND, record_path="data"),
-        "delete": Endpoint("DELETE", "/entities/Projects/{id}", returns="nothing"),
+        "list": Endpoint("GET", "/entities/Projects", query=EXPAND, records_path="data"),
+        "get": GET,
+        # No expand on writes (the docs offer it on list and get): the answer's relations are
+        # URIs, so only its id is used and the record is read back with `get`.
+        "create": Endpoint("POST", "/entities/Projects", returns="id", id_path="data.id"),
+        "update": Endpoint("PATCH", "/entities/Projects/{id}", returns="id", id_path="data.id"),
+        "delete": Endpoint("DELETE", "/entities/Projects/{id}", returns="no_record"),
     },
-    list_path="data",
     pagination=Pagination(
         "cursor",
         size_param="first",
@@ -415,8 +501,8 @@ PROVIDER = Provider(
             note="Pipeliner computes a project's status from its activities; it is read-only",
         ),
         Field("close_date", read="end_date", write="end_date", conv=DateOnly(), required=("create",)),
-        Field("owner", read=read_owner, write=write_owner, required=("create",), remote_fields=("owner_id",)),
-        Field("account", read=read_account, write=write_account, remote_fields=("account_id",)),
+        Field("owner", read=sibling_ref("owner_id", "owner", _person_name), write="owner_id", conv=IdOf(), required=("create",)),
+        Field("account", read=sibling_ref("account_id", "account", _person_name), write="account_id", conv=IdOf()),
         Field("contact", read=read_contacts, write=write_contacts, remote_fields=("contact_relations",)),
         Field("amount", read="revenue_goal.value_foreign", write=write_amount, conv=Number(), remote_fields=("revenue_goal",)),
         Field("currency", read=read_currency, write=write_currency, remote_fields=("revenue_goal",)),
@@ -431,11 +517,32 @@ PROVIDER = Provider(
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", reset="X-RateLimit-Reset"),
     lookups=(
-        Lookup("currency_ids", Endpoint("GET", "/entities/Currencies"), records_path="data", key="code", value="id", ttl_s=3600),
         Lookup(
-            "currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600
+            "currencies",
+            Endpoint("GET", "/entities/Currencies", query=FIRST_100),
+            "data",
+            key="id",
+            value=WHOLE_RECORD,
+            ttl_s=3600,
+        ),
+        Lookup(
+            "exchange_rate_lists",
+            Endpoint("GET", "/entities/CurrencyExchangeRatesLists", query={**FIRST_100, "order-by": "-valid_from"}),
+            "data",
+            key="id",
+            value="valid_from",
+            ttl_s=3600,
+        ),
+        Lookup(
+            "exchange_rates",
+            Endpoint("GET", "/entities/CurrencyExchangeRates", query=FIRST_100),
+            "data",
+            key="id",
+            value=WHOLE_RECORD,
+            ttl_s=3600,
         ),
     ),
+    hooks=PipelinerHooks(),
     truto_required_on_create=("name", "close_date", "owner"),
     differences=(
         Difference("status", "create", "supported", "read-only", "Pipeliner computes status from activities (1/2/4)"),
@@ -444,7 +551,8 @@ PROVIDER = Provider(
     ),
     notes=(
         "revenue_goal is required by Pipeliner: without amount/currency it defaults to 0 in the account's "
-        "default_currency (EUR when unset).",
+        "default_currency (the space's base currency when unset).",
+        "revenue_goal.base_value is the amount converted to the base currency with the exchange rate list valid now.",
     ),
     resources=RESOURCES,
 )

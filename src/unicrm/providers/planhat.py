@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -243,6 +245,11 @@ PROVIDER = Provider(
     name="planhat",
     label="Planhat",
     docs_url="https://www.planhat.com/developers/api/project",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages",
+        "https://www.planhat.com/developers/api/project",
+        "the provider's reference pages",
+    ),
     base_url="https://api.planhat.com",
     context=(
         ContextField(
@@ -266,9 +273,8 @@ PROVIDER = Provider(
         "get": Endpoint("GET", "/projects/{id}"),
         "create": Endpoint("POST", "/projects"),
         "update": Endpoint("PUT", "/projects/{id}"),
-        "delete": Endpoint("DELETE", "/projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="limit", offset_param="offset", max_size=MAX_PAGE, default_size=DEFAULT_PAGE),
     fields=(
         Field("id", read="_id", conv=IdString()),
@@ -302,7 +308,9 @@ PROVIDER = Provider(
     ),
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
-    lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
+    lookups=(
+        Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=WHOLE_RECORD),
+    ),
     truto_required_on_create=("name", "account"),
     # `externalId` is keyable: GET /projects/extid-<externalId> finds a create whose answer was lost.
     external_reference=ExternalReference("externalId", Endpoint("GET", "/projects/extid-{id}")),
@@ -328,6 +336,10 @@ PROVIDER = Provider(
         "Custom-field names are checked against GET /customfields (project fields), cached per account.",
         "No native updated-since filter: updated_at/created_at filters are applied by unicrm to each page.",
         'Delete is a hard delete; the response is {"id": ...}.',
+        "Unverified: createdAt/updatedAt are not in Planhat's project property table "
+        "(https://www.planhat.com/developers/api/project); they are read because Planhat documents them on its other "
+        "models and Truto maps them for projects, and are asked for in select. If an account's projects lack them, "
+        "created_at/updated_at read null and a date filter keeps none of those rows.",
     ),
     resources=RESOURCES,
 )

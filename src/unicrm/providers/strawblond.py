@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -54,6 +55,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    Ref,
     Resource,
     full_name,
 )
@@ -102,28 +104,9 @@ def _member_name(member: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    owner = record.get("owner")
-    if not isinstance(owner, dict) or owner.get("id") is None:
-        return None
-    return {"id": str(owner["id"]), "name": _member_name(owner)}
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError("cannot be cleared: every StrawBlond project has a project leader")
-    return {"member_id": str(value["id"])}
-
-
 def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    custom = record.get("custom_fields")
+    custom = record.get("custom_fields")  # Laravel sends [] for an empty object
     return dict(custom) if isinstance(custom, dict) else None
-
-
-def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError('cannot be cleared as a whole: send {"key": null} for each field to clear')
-    return {"custom_fields": dict(value)}
 
 
 def default_starts_at(context: Mapping[str, Any], lookups: Lookups) -> str:
@@ -236,6 +219,11 @@ PROVIDER = Provider(
     name="strawblond",
     label="StrawBlond",
     docs_url="https://developers.strawblond.com/reference/project.html",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages (beta API)",
+        "https://developers.strawblond.com/reference/project.html",
+        "the provider's reference pages and SDK",
+    ),
     base_url="https://api.strawblond.com/api",
     context=(
         ContextField(
@@ -255,13 +243,12 @@ PROVIDER = Provider(
     auth=Auth("bearer", token_key="api_key"),
     headers={"Accept": "application/json"},
     endpoints={
-        "list": Endpoint("GET", "/project", query=INCLUDE),
+        "list": Endpoint("GET", "/project", query=INCLUDE, records_path="data"),
         "get": GET,
         "create": Endpoint("POST", "/project", query=INCLUDE),
         "update": Endpoint("PUT", "/project/{id}", query=INCLUDE),
-        "delete": Endpoint("DELETE", "/project/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/project/{id}", returns="no_record"),
     },
-    list_path="data",
     pagination=Pagination(
         "page_number",
         size_param="per_page",
@@ -284,11 +271,12 @@ PROVIDER = Provider(
         ),
         Field(
             "owner",
-            read=read_owner,
-            write=write_owner,
+            read="owner",
+            write="member_id",
+            conv=Ref(name=_member_name, write_as=str),
             required=("create",),
-            remote_fields=("member_id",),
             note="the project leader (member_id)",
+            not_clearable="every StrawBlond project has a project leader",
         ),
         Field("amount", read="costs_limit", write="costs_limit", conv=Number(), note="the project's cost limit (costs_limit)"),
         Field("close_date", read="due_at", conv=DateTimeFormat(), note="due_at is read-only in StrawBlond's API"),
@@ -304,9 +292,9 @@ PROVIDER = Provider(
         Field(
             "custom_fields",
             read=read_custom_fields,
-            write=write_custom_fields,
-            remote_fields=("custom_fields",),
+            write="custom_fields",
             note="flat key → value; on update only the keys sent change",
+            not_clearable='send {"key": null} for each field to clear',
         ),
         Field("created_at", read="created_at", conv=DateTimeFormat()),
         Field("updated_at", read="updated_at", conv=DateTimeFormat()),

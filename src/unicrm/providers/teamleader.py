@@ -25,7 +25,8 @@ Decisions where the docs are silent:
   names come from the first 100 users, companies, contacts and deals (`*.list`, cached per
   account for 5 minutes); beyond those the name is null (a call per record would be needed).
 - `opportunity` is the project's deals (`deal_ids` on create, addDeal/removeDeal on update).
-- `amount`/`currency` read the money of the billing method (`fixed_price` for fixed price,
+- `amount`/`currency` read the money of the billing method (any Teamleader currency is read;
+  only EUR is written: the Blueprint says "Currently only EUR is supported" for both fields) (`fixed_price` for fixed price,
   `external_budget` for time and materials, else the computed `price`). Writing them sets
   the money of the billing method: the one `remote_data.billing_method` gives, else the
   project's (`fixed_price` on create): `fixed_price`, or `external_budget` for time and
@@ -49,9 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
+    CustomFieldList,
     DateOnly,
     DateTimeFormat,
     Difference,
@@ -63,6 +67,7 @@ from unicrm.providers.declaration import (
     Hooks,
     IdString,
     Lookup,
+    LookupRef,
     Lookups,
     Number,
     Op,
@@ -78,33 +83,6 @@ if TYPE_CHECKING:
 
 API = "/projects-v2/projects"
 DELETE_STRATEGY = "unlink_tasks_and_time_trackings"
-CURRENCIES = frozenset(
-    [
-        "BAM",
-        "CAD",
-        "CHF",
-        "CLP",
-        "CNY",
-        "COP",
-        "CZK",
-        "DKK",
-        "EUR",
-        "GBP",
-        "INR",
-        "ISK",
-        "JPY",
-        "MAD",
-        "MXN",
-        "NOK",
-        "PEN",
-        "PLN",
-        "RON",
-        "SEK",
-        "TRY",
-        "USD",
-        "ZAR",
-    ]
-)
 #: unified status → (Teamleader status, closing strategy when it closes)
 STATUS_WRITE: dict[str, tuple[str, str | None]] = {
     "open": ("open", None),
@@ -147,7 +125,7 @@ _WORD = re.compile(r"[a-z_]+")
 
 def action(name: str) -> Endpoint:
     """A projects-v2 action on one project (`{id, ...}` in the body, 204 answer)."""
-    return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="nothing")
+    return Endpoint("POST", f"{API}.{name}", params_in="body", id_in_body="id", returns="no_record")
 
 
 def _first_page(path: str) -> Endpoint:
@@ -211,25 +189,6 @@ def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return [{"id": i, "name": _user_name(people.get(i))} for i in _customer_ids(record, "contact")]
 
 
-def read_opportunity(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    deals = record.get("deals")
-    if not isinstance(deals, list):
-        return []
-    titles = lookups.get("deals", {})
-    return [{"id": str(d["id"]), "name": titles.get(str(d["id"]))} for d in deals if d.__class__ is dict and d.get("id")]
-
-
-def read_custom_fields(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    fields = record.get("custom_fields")
-    if not isinstance(fields, list):
-        return None
-    out: dict[str, Any] = {}
-    for item in fields:
-        if isinstance(item, dict) and isinstance(item.get("definition"), dict):
-            out[str(item["definition"].get("id"))] = item.get("value")
-    return out
-
-
 # --------------------------------------------------------------------------- writes
 def write_amount(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"fixed_price": None} if value is None else {"fixed_price": {"amount": value}}
@@ -239,8 +198,9 @@ def write_currency(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     if value is None:
         return {}
     code = str(value).strip().upper()
-    if code not in CURRENCIES:
-        raise ConversionError(f"Teamleader accepts {', '.join(sorted(CURRENCIES))}; got {value!r}")
+    if code != "EUR":
+        # projects.create/update: fixed_price and external_budget "Currently only EUR is supported".
+        raise ConversionError(f"Teamleader projects take amounts in EUR only (fixed_price, external_budget); got {value!r}")
     return {"fixed_price": {"currency": code}}
 
 
@@ -263,16 +223,6 @@ def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
 
 def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"customers": [{"type": "contact", "id": str(c["id"])} for c in value or []]}
-
-
-def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"deal_ids": [str(d["id"]) for d in value or []]}
-
-
-def write_custom_fields(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    if value is None:
-        raise ConversionError('cannot be cleared as a whole: send {"<definition id>": null} per field')
-    return {"custom_fields": [{"id": str(k), "value": v} for k, v in value.items()]}
 
 
 # --------------------------------------------------------------------------- errors
@@ -664,6 +614,11 @@ PROVIDER = Provider(
     name="teamleader",
     label="Teamleader Focus",
     docs_url="https://developer.focus.teamleader.eu/docs/api/projects",
+    spec=ApiSpec(
+        "API Blueprint (projects-v2, users, companies, contacts, deals), subset",
+        "https://github.com/teamleadercrm/api/blob/master/src/12-nextgen-projects/projects.apib",
+        "the provider's own API Blueprint",
+    ),
     base_url="https://api.focus.teamleader.eu",
     context=(
         ContextField("access_token", "OAuth2 access token (lives one hour)", secret=True),
@@ -688,6 +643,7 @@ PROVIDER = Provider(
             params_in="body",
             query={"includes": "custom_fields", "sort": [{"field": "project_key", "order": "asc"}]},
             safe=True,
+            records_path="data",
         ),
         "get": GET,
         "create": Endpoint("POST", f"{API}.create", params_in="body", returns="id", id_path="data.id"),
@@ -697,11 +653,10 @@ PROVIDER = Provider(
             f"{API}.delete",
             params_in="body",
             id_in_body="id",
-            returns="nothing",
+            returns="no_record",
             query={"delete_strategy": DELETE_STRATEGY},
         ),
     },
-    list_path="data",
     pagination=Pagination("page_number", size_param="page.size", page_param="page.number", max_size=100, default_size=20),
     fields=(
         Field("id", read="id", conv=IdString()),
@@ -736,8 +691,14 @@ PROVIDER = Provider(
         # contact before account: both write `customers` (the create hook joins them).
         Field("contact", read=read_contact, write=write_contact, remote_fields=("customers",)),
         Field("account", read=read_account, write=write_account, remote_fields=("customers",)),
-        Field("opportunity", read=read_opportunity, write=write_opportunity, remote_fields=("deal_ids",)),
-        Field("custom_fields", read=read_custom_fields, write=write_custom_fields, remote_fields=("custom_fields",)),
+        Field("opportunity", read="deals", write="deal_ids", conv=LookupRef("deals", many=True)),
+        Field(
+            "custom_fields",
+            read="custom_fields",
+            write="custom_fields",
+            conv=CustomFieldList("definition.id", write_id_path="id", by_name=False),
+            not_clearable='send {"<definition id>": null} per field',
+        ),
     ),
     errors=Errors(field_errors=field_errors),
     rate_limit=RateLimitHeaders(
@@ -748,9 +709,9 @@ PROVIDER = Provider(
         window_s=60,
     ),
     lookups=(
-        Lookup("users", _first_page("/users.list"), records_path="data", key="id", value=""),
+        Lookup("users", _first_page("/users.list"), records_path="data", key="id", value=WHOLE_RECORD),
         Lookup("companies", _first_page("/companies.list"), records_path="data", key="id", value="name"),
-        Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value=""),
+        Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value=WHOLE_RECORD),
         Lookup("deals", _first_page("/deals.list"), records_path="data", key="id", value="title"),
     ),
     truto_required_on_create=("name",),

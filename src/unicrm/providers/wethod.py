@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    WHOLE_RECORD,
+    ApiSpec,
     Auth,
     ContextField,
     ConversionError,
@@ -46,6 +48,7 @@ from unicrm.providers.declaration import (
     Hooks,
     IdString,
     Lookup,
+    LookupRef,
     Lookups,
     NativeFilter,
     Op,
@@ -69,36 +72,8 @@ _METADATA = re.compile(r"^metadata_(\d+)$")
 _NUMERIC = IdString(numeric=True)
 
 
-def _ref_id(value: Any, what: str) -> int:
-    if value is None:
-        raise ConversionError(f"cannot be cleared: every Wethod project has {what}")
-    return int(_NUMERIC.write(value["id"], {}))
-
-
 def _person_name(person: Any) -> str | None:
     return full_name(person.get("name"), person.get("surname")) if person.__class__ is dict else None
-
-
-def _ref(ident: Any, name: Any) -> dict[str, Any] | None:
-    return None if ident is None else {"id": str(ident), "name": name}
-
-
-def read_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("client_id")
-    return _ref(ident, lookups.get("clients", {}).get(str(ident)))
-
-
-def write_account(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"client_id": _ref_id(value, "a client")}
-
-
-def read_owner(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("pm_id")
-    return _ref(ident, _person_name(lookups.get("persons", {}).get(str(ident))))
-
-
-def write_owner(value: Any, lookups: Lookups) -> Mapping[str, Any]:
-    return {"pm_id": _ref_id(value, "a project manager")}
 
 
 def read_contact(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -114,11 +89,6 @@ def write_contact(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     if len(value) > 1:
         raise ConversionError("Wethod links a project to one client contact: send at most one")
     return {"client_contact_id": int(_NUMERIC.write(value[0]["id"], {}))}
-
-
-def read_stage(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("project_stage_id")
-    return _ref(ident, lookups.get("stages", {}).get(str(ident)))
 
 
 def read_status(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -325,7 +295,7 @@ RESOURCES = {
             Field("first_name", read="name"),
             Field("last_name", read="surname"),
             Field("name", read=read_person_name),
-            Field("account", read=read_account),
+            Field("account", read="client_id", conv=LookupRef("clients")),
             Field("email_addresses", read=read_email_list),
         ),
         lookups=(CLIENT_NAMES,),
@@ -345,6 +315,11 @@ PROVIDER = Provider(
     name="wethod",
     label="Wethod",
     docs_url="https://docs.wethod.com/reference/create-project",
+    spec=ApiSpec(
+        "JSON Schema transcribed from the reference pages (beta API)",
+        "https://docs.wethod.com/reference/list-projects",
+        "the provider's reference pages; lookups from a generated SDK",
+    ),
     base_url="https://api.wethod.com",
     proxy_prefix="/api",
     context=(
@@ -380,9 +355,8 @@ PROVIDER = Provider(
         "get": GET,
         "create": Endpoint("POST", "/api/projects"),
         "update": Endpoint("PATCH", "/api/projects/{id}"),
-        "delete": Endpoint("DELETE", "/api/projects/{id}", returns="nothing"),
+        "delete": Endpoint("DELETE", "/api/projects/{id}", returns="no_record"),
     },
-    list_path=None,
     pagination=Pagination("offset", size_param="limit", offset_param="offset", max_size=MAX_PAGE, default_size=MAX_PAGE),
     fields=(
         Field("id", read="id", conv=IdString(numeric=True)),
@@ -398,19 +372,21 @@ PROVIDER = Provider(
         ),
         Field(
             "owner",
-            read=read_owner,
-            write=write_owner,
+            read="pm_id",
+            write="pm_id",
+            conv=LookupRef("persons", name=_person_name, numeric=True),
             required=("create",),
-            remote_fields=("pm_id",),
             note="the project manager (pm_id)",
+            not_clearable="every Wethod project has a project manager",
         ),
         Field(
             "account",
-            read=read_account,
-            write=write_account,
+            read="client_id",
+            write="client_id",
+            conv=LookupRef("clients", numeric=True),
             required=("create",),
-            remote_fields=("client_id",),
             note="the client (client_id)",
+            not_clearable="every Wethod project has a client",
         ),
         Field(
             "contact",
@@ -419,7 +395,7 @@ PROVIDER = Provider(
             remote_fields=("client_contact_id",),
             note="at most one: the client contact (client_contact_id)",
         ),
-        Field("stage", read=read_stage, remote_fields=("project_stage_id",)),
+        Field("stage", read="project_stage_id", conv=LookupRef("stages")),
         Field(
             "custom_fields",
             read=read_custom_fields,
@@ -442,10 +418,12 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(retry_after="x-ratelimit-retry-after"),
     lookups=(
         Lookup("clients", Endpoint("GET", "/api/clients", query={"limit": MAX_PAGE}), None, key="id", value="corporate_name"),
-        Lookup("persons", Endpoint("GET", "/api/persons", query={"limit": MAX_PAGE}), None, key="id", value=""),
-        Lookup("contacts", Endpoint("GET", "/api/contacts", query={"limit": MAX_PAGE}), None, key="id", value=""),
+        Lookup("persons", Endpoint("GET", "/api/persons", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD),
+        Lookup("contacts", Endpoint("GET", "/api/contacts", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD),
         Lookup("stages", Endpoint("GET", "/api/project-stages", query={"limit": MAX_PAGE}), None, key="id", value="name"),
-        Lookup("metadata", Endpoint("GET", "/api/project-metadata", query={"limit": MAX_PAGE}), None, key="id", value=""),
+        Lookup(
+            "metadata", Endpoint("GET", "/api/project-metadata", query={"limit": MAX_PAGE}), None, key="id", value=WHOLE_RECORD
+        ),
         Lookup(
             "job_order_categories",
             Endpoint("GET", "/api/job-order-categories", query={"limit": MAX_PAGE}),
@@ -478,6 +456,9 @@ PROVIDER = Provider(
         "start_date (first day of this month), duration (context, else 1), value 0; remote_data overrides them.",
         "Names of accounts, owners, contacts and stages come from the first 100 of each, cached per account.",
         "Delete is a soft delete; a deleted project reads as 404.",
+        "Field names (value, purchase_order, date_start/start_date) are those of the current reference pages, for "
+        "Wethod-Version 2024-06-15 (the default of the context's version, which every published client sends); older "
+        "page versions named them estimate and client_po. Another version in the context is sent as-is and is unverified.",
     ),
     resources=RESOURCES,
 )

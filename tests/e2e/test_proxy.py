@@ -228,3 +228,47 @@ async def test_a_proxy_create_with_an_idempotency_key_is_sent_once(harness: Harn
     posts = [r for r in (await harness.provider_requests(provider))[before:] if r["method"] == "POST"]
     assert len(posts) == 1
     await proxy(harness, "DELETE", provider, f"Projects/{first.json()['PROJECT_ID']}")
+
+
+# ---------------------------------------------------------------------------- custom methods
+async def _first_project_id(h: Harness, provider: str) -> str:
+    listed = await h.unified("GET", provider, query="limit=1&truto_ignore_remote_data=true")
+    return str(listed.json()["result"][0]["id"])
+
+
+async def test_a_custom_method_on_a_rest_provider(harness: Harness) -> None:
+    """`POST /proxy/projects/{id}:archive` is Wethod's own `POST /api/projects/{id}:archive`."""
+    provider = "wethod"
+    project_id = await _first_project_id(harness, provider)
+    before = len(await harness.provider_requests(provider))
+    resp = await proxy(harness, "POST", provider, f"projects/{project_id}:archive")
+    assert resp.status == 200, resp.text
+    sent = (await harness.provider_requests(provider))[before:]
+    assert [(r["method"], r["path"]) for r in sent] == [("POST", f"/api/projects/{project_id}:archive")]
+    assert "is_archived" in resp.text  # the provider's answer, verbatim
+    got = (await harness.unified("GET", provider, f"/{project_id}")).json()
+    assert got["status"] == "closed"
+    undone = await proxy(harness, "POST", provider, f"projects/{project_id}:unarchive")
+    assert undone.status == 200, undone.text
+    assert (await harness.unified("GET", provider, f"/{project_id}")).json()["status"] != "closed"
+
+
+async def test_a_custom_method_on_an_rpc_provider(harness: Harness) -> None:
+    """`POST /proxy/projects-v2/projects.close` is Teamleader's `projects.close`, body as sent."""
+    provider = "teamleader"
+    project_id = await _first_project_id(harness, provider)
+    refused = await proxy(harness, "POST", provider, "projects-v2/projects.close", json={"id": project_id})
+    body = assert_unified_error(refused, 400)  # the provider's own validation, in the unified shape
+    assert body["truto_is_remote_error"] is True and "closing_strategy" in refused.text
+    key = f"proxy-close-{uuid.uuid4()}"
+    before = len(await harness.provider_requests(provider))
+    closing = {"id": project_id, "closing_strategy": "none"}
+    first = await proxy(harness, "POST", provider, "projects-v2/projects.close", json=closing, headers={"Idempotency-Key": key})
+    again = await proxy(harness, "POST", provider, "projects-v2/projects.close", json=closing, headers={"Idempotency-Key": key})
+    assert first.status == 200 and first.json() == {}, first.text  # a 204 answers {}
+    assert again.headers.get("idempotent-replayed") == "true"
+    sent = [r for r in (await harness.provider_requests(provider))[before:] if r["path"].endswith("projects.close")]
+    assert len(sent) == 1 and sent[0]["json"] == closing
+    assert (await harness.unified("GET", provider, f"/{project_id}")).json()["remote_data"]["status"] == "closed"
+    reopened = await proxy(harness, "POST", provider, "projects-v2/projects.reopen", json={"id": project_id})
+    assert reopened.status == 200, reopened.text

@@ -287,6 +287,12 @@ def _proxy_paths() -> dict[str, Any]:
                 "parameters": item,
                 "responses": _responses("The provider's answer, or {id}", native),
             },
+            "post": {
+                "summary": "Call a custom method: POST <resource>/<method> natively (the second segment is the method)",
+                "parameters": item,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": native}}},
+                "responses": _responses("The provider's answer, or {} when it is empty", native),
+            },
         },
     }
 

@@ -1,8 +1,10 @@
 """`/proxy/{resource}[/{id}]` routes (Truto's proxy API): native paths, the account's credentials.
 
-GET/POST on a resource, GET/PATCH/PUT/DELETE on a record. A list comes back as
-`{result, next_cursor}` paged with the provider's own pagination; a record verbatim. Same
-token auth, account resolution, idempotency and error shape as the unified routes.
+GET/POST on a resource, GET/PATCH/PUT/DELETE on a record, and POST on
+`/proxy/{resource}/{method}` (Truto's custom method: a native POST to `<resource>/<method>`).
+A list comes back as `{result, next_cursor}` paged with the provider's own pagination; a
+record or a custom method's answer verbatim. Same token auth, account resolution, idempotency
+and error shape as the unified routes.
 
 The path is split on its raw (still percent-encoded) slashes: `/proxy/<resource>` is the
 collection and `/proxy/<resource>/<id>` a record, so a native path with a slash in it is
@@ -63,7 +65,8 @@ def _segments(request: Request) -> list[str]:
     segments = [unquote(s) for s in tail.split("/")] if tail else []
     if not 1 <= len(segments) <= 2 or not all(segments) or any(len(s) > MAX_ID_CHARS for s in segments):
         raise bad_request(
-            "Proxy paths are /proxy/{resource} and /proxy/{resource}/{id}; write a slash inside a native "
+            "Proxy paths are /proxy/{resource}, /proxy/{resource}/{id} and /proxy/{resource}/{method}; "
+            "write a slash inside a native "
             "resource path as %2F (/proxy/projects-v2%2Fprojects.list)."
         )
     return segments
@@ -73,6 +76,9 @@ async def proxy_any(request: Request) -> Response:
     segments = _segments(request)
     request.path_params["resource"] = segments[0]
     if len(segments) == 2:
+        if request.method == "POST":
+            request.path_params["method"] = segments[1]
+            return await proxy_custom(request)
         request.path_params["id"] = segments[1]
         return await proxy_record(request)
     if request.method == "GET":
@@ -104,14 +110,21 @@ async def proxy_create(request: Request) -> Response:
     )
 
 
+async def proxy_custom(request: Request) -> Response:
+    """`POST /proxy/{resource}/{method}`: the body (optional) and query as sent, the answer verbatim."""
+    query = _query(request)
+    account = await _account(request, query)
+    body = await _body(request, required=False)
+    resource, name = request.path_params["resource"], request.path_params["method"]
+    return await _idempotent(
+        request, account, body, lambda: _proxy(request).custom(account, resource, name, _raw_query(request), body)
+    )
+
+
 async def proxy_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     method = request.method
-    if method == "POST":
-        raise ApiError(
-            405, "POST is not allowed on a proxy record; use GET, PATCH, PUT or DELETE (POST creates on the resource)."
-        )
     body = await _body(request, required=method in ("PATCH", "PUT")) if method != "GET" else None
     resource, record_id = request.path_params["resource"], request.path_params["id"]
 

@@ -64,7 +64,7 @@ class Pacer:
             delay = self._not_before - self._clock()
             if delay > 0:
                 if waited + delay > self.max_wait_s:
-                    raise self._exhausted(waited + delay)
+                    raise self._exhausted(delay)
                 await self._sleep(delay)
                 waited += delay
                 self.waited_s += delay
@@ -88,8 +88,8 @@ class Pacer:
     def _exhausted(self, needed: float) -> ApiError:
         return ApiError(
             429,
-            f"{self.label}'s rate limit for this account is used up and resets in {needed:.0f} s, "
-            f"longer than this server waits for one page ({self.max_wait_s:g} s).",
+            f"{self.label}'s rate limit for this account is used up and resets in {max(1, round(needed))} s, "
+            f"past the longest this server waits for one page ({self.max_wait_s:g} s). Resume after that.",
             remote=True,
             headers={"Retry-After": str(max(1, int(needed + 0.999)))},
             insight={"rate_limit_error": {"description": f"{self.label} is rate limiting this account"}},

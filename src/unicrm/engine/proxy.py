@@ -10,6 +10,7 @@ error shape are the same. What the declaration says shapes it, without provider 
 - get, update and delete follow the projects endpoint of the same operation: an id in the
   path (REST) or, for an RPC endpoint (POST with the id in the body), in the body under the
   declared key; a create is a POST of the body as sent;
+- a custom method (`POST /proxy/{resource}/{method}`) is a POST to `<resource>/<method>`;
 - query parameters and the body are forwarded as they are (our own parameters removed).
 """
 
@@ -76,13 +77,13 @@ class Proxy:
         return provider, self.engine.call_for(account, provider, mapping)
 
     @staticmethod
-    def _url(call: ProviderCall, provider: Provider, resource: str, record_id: str | None = None) -> str:
+    def _url(call: ProviderCall, provider: Provider, resource: str, record_id: str | None = None, safe: str = "") -> str:
         if not resource or resource.startswith(".") or ".." in resource.split("/"):
             raise bad_request(f"{resource!r} is not a resource path of {provider.label}.")
         # Quoted so a decoded `?`, `#` or `%` stays part of the path, never a query or fragment.
         path = provider.proxy_prefix + "/" + quote(resource, safe=PATH_SAFE)
         if record_id is not None:
-            path += "/" + quote(record_id, safe="")
+            path += "/" + quote(record_id, safe=safe)
         return call.base_url + path
 
     async def list(self, account: AccountLike, resource: str, raw_query: str, limit: int | None, cursor: str | None) -> Result:
@@ -156,6 +157,21 @@ class Proxy:
             return Result(status=status, body={"id": record_id} if record_id is not None else {}, headers=headers)
         content_type = response.content_type
         return Result(status=status, raw=response.body, content_type=content_type or JSON, headers=headers)
+
+    async def custom(self, account: AccountLike, resource: str, name: str, raw_query: str, body: Any) -> Result:
+        """Truto's proxy custom method: `POST <resource>/<method>` natively, the answer verbatim.
+
+        Never retried (a POST may act twice); an empty answer (204) is `{}`.
+        """
+        provider, call = self._call(account)
+        # A method segment keeps its pchars (`123:archive`); a slash in it is written %2F and sent as one.
+        url = self._url(call, provider, resource, name, safe=PATH_SAFE)
+        response = await call.request("POST", url, forwarded_query(raw_query), body, retriable=False)
+        headers = rate_limit_headers(provider, response)
+        status = 201 if response.status == 201 else 200
+        if not response.body.strip():
+            return Result(status=status, body={}, headers=headers)
+        return Result(status=status, raw=response.body, content_type=response.content_type or JSON, headers=headers)
 
 
 def _unreadable(provider: Provider, response: ProviderResponse) -> ApiError:

@@ -17,62 +17,112 @@ import orjson
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory; env UNICRM_DATABASE_URL)"
+        "--database-url",
+        default=None,
+        help="postgresql://user:password@host:5432/db or sqlite:///path (default: env UNICRM_DATABASE_URL, else SQLite in the data directory)",
     )
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="data directory (default: env UNICRM_DATA_DIR or ~/.local/share/unicrm)"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unicrm", description="Self-hosted unified API for CRM projects.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {value}")
+    return value
 
-    serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from unicrm.api.logs import FORMATS, LEVELS
+
+    parser = argparse.ArgumentParser(prog="unicrm", description="Self-hosted unified API for CRM projects.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the API server", description="Run the API server.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port (default: 1); metrics are then summed over them through "
+        "PROMETHEUS_MULTIPROC_DIR (a temporary directory unless you set one)",
+    )
+    serve.add_argument("--log-level", default="info", choices=LEVELS, help="least severe log records to write (default: info)")
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="text for a terminal, json for one JSON object per line (default: text)",
+    )
     _add_db(serve)
 
-    token = sub.add_parser("token", help="API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create an API token and print it")
-    create.add_argument("--environment", default="default")
+    token = sub.add_parser("token", help="API tokens", description="Manage API tokens.")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser("create", help="create an API token and print it", description="Create an API token.")
+    create.add_argument("--environment", default="default", help="environment the token belongs to (default: default)")
     _add_db(create)
 
-    emulate = sub.add_parser("emulate", help="run provider emulators on loopback")
+    emulate = sub.add_parser("emulate", help="run provider emulators on loopback", description="Run provider emulators.")
     emulate.add_argument("providers", nargs="*", help="which emulators (default: all)")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, default=0, help="first port (0: any free port)")
+    emulate.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    emulate.add_argument("--port", type=_port, default=0, help="first port (0: any free port)")
     emulate.add_argument("--seed", type=int, default=1, help="seed of the sample data")
-    emulate.add_argument("--dataset-size", type=int, default=None, help="serve this many synthetic projects")
+    emulate.add_argument("--dataset-size", type=_positive, default=None, help="serve this many synthetic projects")
     emulate.add_argument("--json", action="store_true", help="print one JSON line once ready")
 
-    demo = sub.add_parser("demo", help="server + all emulators + token + accounts, with a quickstart")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--seed", type=int, default=1)
+    demo = sub.add_parser(
+        "demo",
+        help="server + all emulators + token + accounts, with a quickstart",
+        description="Run the server, every emulator, a token and one account per provider.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the emulators' sample data")
     demo.add_argument("--json", action="store_true", help="print one JSON line once ready")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo database here (default: a temporary directory)")
 
-    coverage = sub.add_parser("coverage", help="write (or --check) docs/coverage.md from the declarations")
-    coverage.add_argument("--output", type=Path, default=Path("docs/coverage.md"))
+    coverage = sub.add_parser(
+        "coverage", help="write (or --check) docs/coverage.md from the declarations", description="Write the coverage table."
+    )
+    coverage.add_argument("--output", type=Path, default=Path("docs/coverage.md"), help="where (default: docs/coverage.md)")
     coverage.add_argument("--check", action="store_true", help="fail if the file is not up to date")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from unicrm.store.settings import DatabaseConfigError
+
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "token":
-        return asyncio.run(_token_create(args))
-    if args.command == "emulate":
-        return _run_until_interrupted(_emulate(args))
-    if args.command == "demo":
-        return _run_until_interrupted(_demo(args))
-    if args.command == "coverage":
-        return _coverage(args)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "token":
+            return asyncio.run(_token_create(args))
+        if args.command == "emulate":
+            return _run_until_interrupted(_emulate(args))
+        if args.command == "demo":
+            return _run_until_interrupted(_demo(args))
+        if args.command == "coverage":
+            return _coverage(args)
+    except DatabaseConfigError as exc:
+        # One line that says what to fix; a traceback would bury it.
+        print(f"unicrm: error: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
@@ -85,11 +135,47 @@ def _run_until_interrupted(coro: Any) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.logs import configure_logging
+    from unicrm.store.database import Store
 
-    app = create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir))
-    # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    configure_logging(args.log_level, args.log_format)
+
+    async def check() -> None:
+        # Fail before listening, with one line, when the database cannot be used (and migrate it once).
+        store = await Store.open(args.database_url, args.data_dir)
+        await store.close()
+
+    asyncio.run(check())
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": None,  # our handler (configure_logging) formats uvicorn's records too
+        "access_log": False,  # one request line of our own instead (unicrm.request)
+        # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
+        "proxy_headers": False,
+    }
+    if args.workers == 1:
+        from unicrm.api.app import ServerConfig, create_app
+
+        uvicorn.run(create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir)), **common)
+        return 0
+    # Worker processes import the app themselves: hand them the settings through the environment.
+    if args.database_url:
+        os.environ["UNICRM_DATABASE_URL"] = args.database_url
+    if args.data_dir:
+        os.environ["UNICRM_DATA_DIR"] = str(args.data_dir)
+    os.environ["UNICRM_LOG_LEVEL"] = args.log_level
+    os.environ["UNICRM_LOG_FORMAT"] = args.log_format
+    temp = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        temp = tempfile.TemporaryDirectory(prefix="unicrm-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = temp.name
+    try:
+        uvicorn.run("unicrm.api.app:app_from_environment", factory=True, workers=args.workers, **common)
+    finally:
+        if temp is not None:
+            temp.cleanup()
     return 0
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from unicrm.api.openapi import JSON, Doc, Reply, documented, unified_doc
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
@@ -18,6 +19,7 @@ from unicrm.engine.errors import ApiError, bad_request, not_found
 from unicrm.engine.meta import meta_document
 from unicrm.engine.operations import Result
 from unicrm.model import OPERATIONS
+from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/projects"
@@ -51,6 +53,10 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
     account = await state.accounts.get(account_id, environment)
     if account is None:
         raise not_found(f"No integrated account {account_id} in this environment. List yours with GET /integrated-account.")
+    trace = current_trace()
+    if trace is not None:
+        trace.integration = account.integration
+        trace.account_id = account.id
     return account
 
 
@@ -73,24 +79,42 @@ def render(result: Result) -> Response:
     return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
+@documented(
+    unified_doc(
+        "list",
+        "listProjects",
+        "List projects",
+        "A page of the account's projects; follow `next_cursor` for the next. `truto_response_format=stream` sends every page as NDJSON.",
+    )
+)
 async def list_projects(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     return render(await _state(request).engine.list(account, query))
 
 
+@documented(unified_doc("get", "getProject", "Get a project"))
 async def get_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     return render(await _state(request).engine.get(account, request.path_params["id"], query))
 
 
+@documented(unified_doc("delete", "deleteProject", "Delete a project"))
 async def delete_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     return render(await _state(request).engine.delete(account, request.path_params["id"], query))
 
 
+@documented(
+    unified_doc(
+        "create",
+        "createProject",
+        "Create a project",
+        "Validated against the integration's requirements (see meta) before anything is sent. A dry run (`truto_skip_api_call=true`) answers 200 with the mapped request and creates nothing.",
+    )
+)
 async def create_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -98,6 +122,7 @@ async def create_project(request: Request) -> Response:
     return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query))
 
 
+@documented(unified_doc("update", "updateProject", "Update a project", "Only the fields sent change; null clears a field."))
 async def update_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -149,6 +174,19 @@ def _method(request: Request) -> str:
     return str(method)
 
 
+META_REPLY: dict[int | str, Reply] = {200: Reply("The integration's support and requirements for the method", {JSON: "Meta"})}
+
+
+@documented(
+    Doc(
+        "getMetaForAccount",
+        "What the account's integration supports for a method",
+        "Unified CRM: projects",
+        params=("method", "integrated_account_id"),
+        replies=META_REPLY,
+        errors=(400, 401, 404, 413, 500),
+    )
+)
 async def meta_for_account(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -158,6 +196,17 @@ async def meta_for_account(request: Request) -> Response:
     return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
 
 
+@documented(
+    Doc(
+        "getMetaForIntegration",
+        "What an integration supports for a method",
+        "Unified CRM: projects",
+        description="Fields supported and required, filters honoured, page sizes, and where the provider differs from Truto.",
+        params=("integration", "method"),
+        replies=META_REPLY,
+        errors=(400, 401, 404, 413, 500),
+    )
+)
 async def meta_for_integration(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
     name = request.path_params["integration"]

@@ -25,6 +25,7 @@ from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
 from unicrm.outbound.pool import SessionPool
+from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
 
 JSON = "application/json; charset=utf-8"
@@ -102,11 +103,11 @@ class Engine:
             )
         secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
         mapping = self.mappings[provider.name]
-        return (
-            provider,
-            mapping,
-            ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets),
-        )
+        call = ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets)
+        trace = current_trace()
+        if trace is not None:
+            trace.redact = call.redact
+        return provider, mapping, call
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
         if not provider.lookups:
@@ -216,6 +217,7 @@ class Engine:
         At most two pages are held at once, so memory stays flat whatever the total.
         """
         page = first
+        trace = current_trace()
         pending: asyncio.Task[_Page] | None = None
         try:
             while True:
@@ -224,6 +226,8 @@ class Engine:
                 pending = asyncio.ensure_future(fetch(page.next_state)) if page.next_state is not None else None
                 if page.mapped:
                     shaped = [self._shape(r, opts) for r in page.mapped]
+                    if trace is not None:
+                        trace.stream_records += len(shaped)
                     yield b"\n".join(map(orjson.dumps, shaped)) + b"\n"
                 if pending is None:
                     return

@@ -14,6 +14,7 @@ from typing import Any
 from unicrm.engine.errors import ApiError
 from unicrm.outbound.http import send
 from unicrm.outbound.pool import SessionPool
+from unicrm.outbound.trace import CallRecord, current_trace, loggable_url
 from unicrm.providers.declaration import Auth
 
 HeaderBuilder = Callable[[Auth, Mapping[str, Any]], dict[str, str]]
@@ -75,14 +76,26 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
     }
     url = token_url(auth, context)
     session = pool.session_for(url)
-    async with session.post(url, data=form, headers={"Accept": "application/json"}) as resp:
-        status = resp.status
-        try:
-            data = await resp.json(content_type=None)
-        except ValueError:
-            data = None
+    trace = current_trace()
+    started = time.perf_counter()
+    status: int | None = None
+    try:
+        async with session.post(url, data=form, headers={"Accept": "application/json"}) as resp:
+            status = resp.status
+            try:
+                data = await resp.json(content_type=None)
+            except ValueError:
+                data = None
+    finally:
+        if trace is not None:
+            trace.calls.append(CallRecord("POST", loggable_url(url), status, time.perf_counter() - started, kind="token"))
+    assert status is not None
     if status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+        if trace is not None:
+            trace.refresh_failures += 1
         raise RefreshRefused(status, data)
+    if trace is not None:
+        trace.refreshes += 1
     new = dict(context)
     new[auth.token_key] = data["access_token"]
     if data.get("refresh_token"):

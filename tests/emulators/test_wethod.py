@@ -15,9 +15,16 @@ from unicrm.emulators.wethod import SEEDED_PROJECTS, WethodData, WethodError
 def valid_body(data: WethodData, **extra: Any) -> dict[str, Any]:
     contact = data.contacts[0]
     return {
-        "name": "New project", "client_id": contact["client_id"], "client_contact_id": contact["id"],
-        "pm_id": data.persons[0]["id"], "job_order_category_id": data.categories[0]["id"], "value": 1.5,
-        "probability": 50, "start_date": "2025-03-17", "duration": 4, **extra,
+        "name": "New project",
+        "client_id": contact["client_id"],
+        "client_contact_id": contact["id"],
+        "pm_id": data.persons[0]["id"],
+        "job_order_category_id": data.categories[0]["id"],
+        "value": 1.5,
+        "probability": 50,
+        "start_date": "2025-03-17",
+        "duration": 4,
+        **extra,
     }
 
 
@@ -86,8 +93,11 @@ def test_create_then_read_update_archive_and_soft_delete() -> None:
     assert data.get_project(ident)["archived_on"] is not None
     assert data.set_archived(ident, False)["archived_on"] is None
     data.delete_project(ident)
-    for action in (lambda: data.get_project(ident), lambda: data.update_project(ident, {"name": "x"}),
-                   lambda: data.delete_project(ident)):
+    for action in (
+        lambda: data.get_project(ident),
+        lambda: data.update_project(ident, {"name": "x"}),
+        lambda: data.delete_project(ident),
+    ):
         with pytest.raises(WethodError) as caught:
             action()
         assert caught.value.status == 404 and caught.value.body["key"] == "not_found"
@@ -149,8 +159,11 @@ async def _get(running: RunningEmulator, path: str, headers: dict[str, str]) -> 
 
 
 def _headers(running: RunningEmulator, **override: str) -> dict[str, str]:
-    base = {"Authorization": f"Bearer {running.context['api_token']}", "Wethod-Company": running.context["company"],
-            "Wethod-Version": "2024-06-15"}
+    base = {
+        "Authorization": f"Bearer {running.context['api_token']}",
+        "Wethod-Company": running.context["company"],
+        "Wethod-Version": "2024-06-15",
+    }
     return {k: v for k, v in {**base, **override}.items() if v}
 
 

@@ -728,7 +728,7 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
                 continue
             paths.setdefault(path, {})[method.lower()] = _operation(doc, path_params, params)
     tags = [
-        {"name": "Unified CRM: projects", "description": "One API for projects in every CRM"},
+        {"name": "Projects", "description": "Unified CRM API: one API for projects in every CRM"},
         {"name": "Integrations and accounts", "description": "What can be connected, and the connected accounts"},
         {"name": "Operations", "description": "Health, readiness, metrics and this reference"},
     ]
@@ -871,7 +871,7 @@ def unified_doc(op: str, operation_id: str, summary: str, description: str = "")
     return Doc(
         operation_id=operation_id,
         summary=summary,
-        tag="Unified CRM: projects",
+        tag="Projects",
         description=description,
         params=params,
         body="ProjectBody" if op in ("create", "update") else None,

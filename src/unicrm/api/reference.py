@@ -9,12 +9,14 @@ and alone at /docs/plain).
 from __future__ import annotations
 
 import mimetypes
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import FileResponse, Response
 from swagger_ui_bundle import swagger_ui_path
 
@@ -25,6 +27,15 @@ METHODS = ("get", "post", "put", "patch", "delete")
 ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"})
 
 _env = Environment(loader=PackageLoader("unicrm.api", "templates"), autoescape=select_autoescape(["html"]))
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """Escape a description and show its `code spans` as <code> (the only markdown the documents use)."""
+    return Markup(_CODE.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text))))
+
+
+_env.filters["md"] = code_spans
 
 
 def _name(reference: str) -> str:

@@ -181,7 +181,7 @@ META_REPLY: dict[int | str, Reply] = {200: Reply("The integration's support and 
     Doc(
         "getMetaForAccount",
         "What the account's integration supports for a method",
-        "Unified CRM: projects",
+        "Projects",
         params=("method", "integrated_account_id"),
         replies=META_REPLY,
         errors=(400, 401, 404, 413, 500),
@@ -200,7 +200,7 @@ async def meta_for_account(request: Request) -> Response:
     Doc(
         "getMetaForIntegration",
         "What an integration supports for a method",
-        "Unified CRM: projects",
+        "Projects",
         description="Fields supported and required, filters honoured, page sizes, and where the provider differs from Truto.",
         params=("integration", "method"),
         replies=META_REPLY,

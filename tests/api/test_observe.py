@@ -244,3 +244,38 @@ def test_metrics_are_summed_over_worker_processes(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+async def test_an_unexpected_error_is_a_500_in_the_error_shape_and_logged_with_its_context(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from unicrm.api.observe import ObservabilityMiddleware
+    from unicrm.outbound.trace import current_trace
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        scope["endpoint"] = failing
+        trace = current_trace()
+        assert trace is not None
+        trace.integration, trace.account_id = "capsule", "acc-1"
+        raise RuntimeError("boom")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    app = ObservabilityMiddleware(failing, lambda: {failing: "/unified/crm/projects/{id}"})
+    scope = {"type": "http", "method": "GET", "path": "/unified/crm/projects/7", "headers": []}
+    with caplog.at_level("INFO", logger="unicrm.request"):
+        await app(scope, receive, send)
+    start, body = sent
+    assert start["status"] == 500 and (b"x-request-id", start["headers"][-1][1]) in start["headers"]
+    assert orjson.loads(body["body"])["statusCode"] == 500
+    (record,) = [r for r in caplog.records if r.name == "unicrm.request"]
+    event = record.event  # type: ignore[attr-defined]
+    assert record.levelname == "ERROR" and event["status"] == 500 and event["route"] == "/unified/crm/projects/{id}"
+    assert event["integration"] == "capsule" and event["account_id"] == "acc-1"
+    assert event["error"] == "RuntimeError: boom" and "Traceback" in event["traceback"]

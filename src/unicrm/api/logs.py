@@ -18,8 +18,14 @@ LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("text", "json")
 
 
+_second: list[Any] = [None, ""]
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+    second = int(record.created)
+    if _second[0] != second:  # formatted once per second, not once per line
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second[1]}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,6 +69,10 @@ class TextFormatter(logging.Formatter):
 
 def configure_logging(level: str = "info", fmt: str = "text") -> None:
     """Send every log record (unicrm's and uvicorn's) to stderr in the chosen format."""
+    # Nothing we log uses the thread or process names: skip collecting them for every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -10,6 +10,7 @@ give the same totals.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -36,27 +37,40 @@ RATE_LIMITED = Counter("unicrm_provider_rate_limited", "Provider answers of HTTP
 STREAM_RECORDS = Counter("unicrm_stream_records", "Records sent in truto_response_format=stream answers", ["integration"])
 
 
+# Label lookups cached per label values: prometheus_client's labels() validates and locks on
+# every call, a few microseconds that a request's hot path need not pay twice.
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def record(trace: Trace, route: str, method: str, status: int, duration_s: float) -> None:
     """Count one answered request and what it did."""
     integration = trace.integration or ""
-    REQUESTS.labels(route, method, str(status), integration).inc()
-    REQUEST_SECONDS.labels(route, method).observe(duration_s)
+    _child(REQUESTS, route, method, str(status), integration).inc()
+    _child(REQUEST_SECONDS, route, method).observe(duration_s)
     if not trace.calls:
         return
     provider = integration or "unknown"
     for call in trace.calls:
-        PROVIDER_CALLS.labels(provider, str(call.status) if call.status is not None else "no_answer").inc()
-        PROVIDER_SECONDS.labels(provider).observe(call.duration_s)
+        _child(PROVIDER_CALLS, provider, str(call.status) if call.status is not None else "no_answer").inc()
+        _child(PROVIDER_SECONDS, provider).observe(call.duration_s)
     if trace.retries:
-        PROVIDER_RETRIES.labels(provider).inc(trace.retries)
+        _child(PROVIDER_RETRIES, provider).inc(trace.retries)
     if trace.refreshes:
-        TOKEN_REFRESHES.labels(provider, "ok").inc(trace.refreshes)
+        _child(TOKEN_REFRESHES, provider, "ok").inc(trace.refreshes)
     if trace.refresh_failures:
-        TOKEN_REFRESHES.labels(provider, "refused").inc(trace.refresh_failures)
+        _child(TOKEN_REFRESHES, provider, "refused").inc(trace.refresh_failures)
     if trace.rate_limited:
-        RATE_LIMITED.labels(provider).inc(trace.rate_limited)
+        _child(RATE_LIMITED, provider).inc(trace.rate_limited)
     if trace.stream_records:
-        STREAM_RECORDS.labels(integration).inc(trace.stream_records)
+        _child(STREAM_RECORDS, integration).inc(trace.stream_records)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,6 +6,7 @@ a log line built only when the `unicrm.request` logger is enabled.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -33,8 +34,22 @@ _INTERNAL_ERROR = orjson.dumps(
 )
 
 
+# A random per-process prefix and a counter: unique across processes, and no system call per request.
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
+def _new_prefix() -> None:
+    global _PREFIX
+    _PREFIX = os.urandom(6).hex()
+
+
+os.register_at_fork(after_in_child=_new_prefix)  # a forked worker must not repeat its parent's ids
+
+
 def new_request_id() -> str:
-    return os.urandom(12).hex()
+    """24 hex characters, unique across server processes."""
+    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFFFFFF:012x}"
 
 
 class ObservabilityMiddleware:
@@ -143,4 +158,6 @@ class ObservabilityMiddleware:
                     event[key] = trace.redact(event[key])
             for call in event["provider_calls"]:
                 call["url"] = trace.redact(call["url"])
-        log.log(level, "%s %s %s", method, route, status, extra={"event": event})
+        # makeRecord + handle: the same record as log.log() makes, without looking up the caller's frame.
+        record = log.makeRecord(log.name, level, __file__, 0, "%s %s %s", (method, route, status), None, extra={"event": event})
+        log.handle(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import orjson
 from openapi_spec_validator import validate
 
 from tests.harness import Harness
@@ -100,3 +101,66 @@ async def test_served_document_names_this_server_and_a_dry_run_create_answers_20
     real = await harness.unified("POST", "teamleader", json={"name": "Created for real"})
     assert real.status == 201, real.text
     _validator({"$ref": "#/components/schemas/Project"}).validate(real.json())
+
+
+def _response_validator(path: str, method: str, status: int, media: str = "application/json") -> Any:
+    responses = DOCUMENT["paths"][path][method]["responses"]
+    reply = responses.get(str(status)) or responses[f"{str(status)[0]}XX"]
+    return _validator(reply["content"][media]["schema"])
+
+
+def _media(response: Any) -> str:
+    return str(response.headers.get("Content-Type", "")).split(";")[0]
+
+
+async def test_every_format_of_every_provider_fits_the_document(harness: Harness) -> None:
+    """Each provider, each response format, each operation: the answer fits its documented schema and content type."""
+    from unicrm.cli import _example_body
+
+    base = "/unified/crm/projects"
+    checked = 0
+    for provider, account in sorted(harness.accounts.items()):
+        listing = await harness.unified("GET", provider, query={"limit": "2"})
+        assert listing.status == 200, listing.text
+        record_id = listing.json()["result"][0]["id"]
+        for query in (
+            {},
+            {"truto_response_format": "normalized"},
+            {"truto_response_format": "raw"},
+            {"truto_response_format": "debug"},
+            {"truto_key_by": "id"},
+            {"truto_skip_api_call": "true"},
+            {"truto_exclude_fields": "owner.name"},
+        ):
+            page = await harness.unified("GET", provider, query={"limit": "2", **query})
+            assert page.status == 200 and _media(page) == "application/json", (provider, query, page.text)
+            _response_validator(base, "get", 200).validate(page.json())
+            one = await harness.unified("GET", provider, f"/{record_id}", query=query)
+            assert one.status == 200 and _media(one) == "application/json", (provider, query, one.text)
+            _response_validator(base + "/{id}", "get", 200).validate(one.json())
+            checked += 2
+        stream = await harness.unified("GET", provider, query={"truto_response_format": "stream", "limit": "5"})
+        assert stream.status == 200 and _media(stream) == "application/x-ndjson"
+        line_schema = _response_validator(base, "get", 200, "application/x-ndjson")
+        for line in stream.body.splitlines():
+            line_schema.validate(orjson.loads(line))
+            checked += 1
+        body = await _example_body(harness.base_url, harness.token, provider, account)
+        assert body is not None
+        created = await harness.unified("POST", provider, json=body)
+        assert created.status == 201, (provider, created.text)
+        _response_validator(base, "post", 201).validate(created.json())
+        new_id = created.json()["id"]
+        updated = await harness.unified("PATCH", provider, f"/{new_id}", json={"name": "Renamed by the format test"})
+        assert updated.status == 200, (provider, updated.text)
+        _response_validator(base + "/{id}", "patch", 200).validate(updated.json())
+        deleted = await harness.unified("DELETE", provider, f"/{new_id}", query={"truto_response_format": "raw"})
+        assert deleted.status == 200, (provider, deleted.text)
+        documented = set(DOCUMENT["paths"][base + "/{id}"]["delete"]["responses"]["200"]["content"])
+        assert _media(deleted) in documented, (provider, _media(deleted))
+        if _media(deleted) == "application/json":
+            _response_validator(base + "/{id}", "delete", 200).validate(orjson.loads(deleted.body))
+        else:
+            assert deleted.body == b""
+        checked += 3
+    assert checked >= 7 * 20

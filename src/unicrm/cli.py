@@ -230,10 +230,12 @@ async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.logs import configure_logging
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
     from unicrm.store.database import Store
 
+    configure_logging("warning", "text")  # the demo prints its quickstart; only problems are logged
     temp: tempfile.TemporaryDirectory[str] | None = None
     data_dir = args.data_dir
     if data_dir is None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from unicrm import __version__
 from unicrm.engine.options import FILTER_OPS, FORMATS, MAX_LIMIT
-from unicrm.model import FIELDS, OPERATIONS, json_schema_for
+from unicrm.model import FIELDS, OPERATIONS, UnifiedField, json_schema_for
 from unicrm.providers import all_providers
 
 JSON = "application/json"
@@ -318,74 +318,128 @@ EXAMPLE_BODY: dict[str, Any] = {
 }
 
 
-def _record_schemas() -> dict[str, Any]:
-    props = {f.name: _field_schema(f.kind, f.enum, request=False) | {"description": f.description} for f in FIELDS}
-    project = {
-        "title": "Project (unified)",
-        "description": "A project in the unified model. A field is absent when the provider has no such data or "
-        "`truto_exclude_fields` removed it; null when the provider has it empty.",
+@dataclass(frozen=True)
+class Resource:
+    """A unified resource as the document names it: schema names, labels, fields, examples."""
+
+    name: str  # component name prefix, e.g. "Project"
+    label: str  # plural, for descriptions, e.g. "projects"
+    tag: str
+    fields: tuple[UnifiedField, ...]
+    example: dict[str, Any] | None = None
+    body_example: dict[str, Any] | None = None
+
+
+PROJECTS = Resource("Project", "projects", "Projects", FIELDS, EXAMPLE_PROJECT, EXAMPLE_BODY)
+
+
+def _page(title: str, result: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    cursor = {"type": ["string", "null"], "description": "Pass as next_cursor for the next page; null on the last page"}
+    page = {
+        "title": title,
+        "type": "object",
+        "required": ["result", "next_cursor", "prev_cursor", "result_count"],
+        "properties": {
+            "result": result,
+            "next_cursor": cursor,
+            "prev_cursor": {"type": "null"},
+            "result_count": {"type": "integer", "minimum": 0},
+        },
+        "additionalProperties": False,
+    }
+    if example is not None:
+        page["example"] = example
+    return page
+
+
+def resource_schemas(resource: Resource) -> dict[str, Any]:
+    """The component schemas of one unified resource: record, normalized record, body, pages, debug, stream line."""
+    n, label = resource.name, resource.label
+    props = {f.name: _field_schema(f.kind, f.enum, request=False) | {"description": f.description} for f in resource.fields}
+    record: dict[str, Any] = {
+        "title": f"{n} (unified)",
+        "description": "A field is absent when the provider has no such data or `truto_exclude_fields` removed it; "
+        "null when the provider has it empty.",
         "type": "object",
         "properties": props | {"remote_data": {"type": "object", "description": "The provider's record as received"}},
         "additionalProperties": False,
-        "example": EXAMPLE_PROJECT,
     }
-    normalized = {
-        "title": "Project (normalized)",
+    normalized: dict[str, Any] = {
+        "title": f"{n} (normalized)",
         "description": "`truto_response_format=normalized`: every unified field, coerced to its type (lists empty, "
         "others null when missing), no remote_data.",
         "type": "object",
         "properties": props,
         "additionalProperties": False,
-        "example": {k: v for k, v in EXAMPLE_PROJECT.items() if k != "remote_data"},
     }
     writable = {
         f.name: _field_schema(f.kind, f.enum, request=True) | {"description": f.description}
-        for f in FIELDS
+        for f in resource.fields
         if not f.response_only
     }
-    body = {
-        "title": "Project body",
-        "description": "The unified fields to write; null clears a field. Which fields an integration needs or "
-        "supports: GET /unified/crm/projects/{integration}/meta/create.",
+    body: dict[str, Any] = {
+        "title": f"{n} body",
+        "description": "The unified fields to write; null clears a field. Which fields an integration needs or supports: "
+        f"GET /unified/crm/{label}/{{integration}}/meta/create.",
         "type": "object",
         "properties": writable
         | {"remote_data": {"type": "object", "description": "Merged as-is into the provider's request body"}},
         "additionalProperties": False,
-        "example": EXAMPLE_BODY,
     }
-    cursor = {"type": ["string", "null"], "description": "Pass as next_cursor for the next page; null on the last page"}
-    page = {
-        "title": "Page of projects (unified or normalized)",
-        "type": "object",
-        "required": ["result", "next_cursor", "prev_cursor", "result_count"],
-        "properties": {
-            "result": {"type": "array", "items": {"anyOf": [ref("Project"), ref("ProjectNormalized")]}},
-            "next_cursor": cursor,
-            "prev_cursor": {"type": "null"},
-            "result_count": {"type": "integer", "minimum": 0},
+    if resource.example is not None:
+        record["example"] = resource.example
+        normalized["example"] = {k: v for k, v in resource.example.items() if k != "remote_data"}
+    if resource.body_example is not None:
+        body["example"] = resource.body_example
+    either = {"anyOf": [ref(n), ref(f"{n}Normalized")]}
+    page_example = (
+        {"result": [resource.example], "next_cursor": "eyJ2IjoxfQ.c2ln", "prev_cursor": None, "result_count": 1}
+        if resource.example
+        else None
+    )
+    return {
+        n: record,
+        f"{n}Normalized": normalized,
+        f"{n}Body": body,
+        f"{n}Page": _page(f"Page of {label} (unified or normalized)", {"type": "array", "items": either}, page_example),
+        f"{n}PageKeyed": _page(
+            f"Page of {label} keyed by a field (truto_key_by)", {"type": "object", "additionalProperties": either}
+        ),
+        f"{n}PageRaw": {
+            "title": "Page of provider records (raw)",
+            "type": "object",
+            "required": ["result", "next_cursor"],
+            "properties": {"result": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}},
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
-        "example": {"result": [EXAMPLE_PROJECT], "next_cursor": "eyJ2IjoxfQ.c2ln", "prev_cursor": None, "result_count": 1},
-    }
-    keyed = {
-        "title": "Page of projects keyed by a field (truto_key_by)",
-        "type": "object",
-        "required": ["result", "next_cursor", "prev_cursor", "result_count"],
-        "properties": {
-            "result": {"type": "object", "additionalProperties": {"anyOf": [ref("Project"), ref("ProjectNormalized")]}},
-            "next_cursor": cursor,
-            "prev_cursor": {"type": "null"},
-            "result_count": {"type": "integer", "minimum": 0},
+        f"{n}PageDebug": {
+            "title": f"Page of {label} with debug information (debug)",
+            "type": "object",
+            "required": ["result", "debug"],
+            "properties": {"result": {"anyOf": [ref(f"{n}Page"), ref(f"{n}PageKeyed")]}, "debug": ref("Debug")},
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
+        f"{n}Debug": {
+            "title": f"{n} with debug information (debug)",
+            "type": "object",
+            "required": ["result", "debug"],
+            "properties": {"result": {"anyOf": [ref(n), ref("Deleted")]}, "debug": ref("Debug")},
+            "additionalProperties": False,
+        },
+        f"{n}StreamLine": {
+            "title": "One NDJSON line of a stream",
+            "description": 'Each line is one record; if a later page fails, the last line is {"error": Error}',
+            "anyOf": [
+                ref(n),
+                ref(f"{n}Normalized"),
+                {"type": "object", "required": ["error"], "properties": {"error": ref("Error")}},
+            ],
+        },
     }
-    raw_page = {
-        "title": "Page of provider records (raw)",
-        "type": "object",
-        "required": ["result", "next_cursor"],
-        "properties": {"result": {"type": "array", "items": {"type": "object"}}, "next_cursor": cursor},
-        "additionalProperties": False,
-    }
+
+
+def _shared_record_schemas() -> dict[str, Any]:
+    """What every resource's answers share: the debug block, dry runs, raw records, deletions."""
     exchange = {
         "type": "object",
         "description": "A provider request as sent (credentials redacted)",
@@ -398,43 +452,7 @@ def _record_schemas() -> dict[str, Any]:
             "status": {"type": ["integer", "null"]},
         },
     }
-    debug = {
-        "title": "Debug information",
-        "type": "object",
-        "properties": {
-            "requestUrl": {"type": ["string", "null"]},
-            "requestOptions": {"anyOf": [exchange, {"type": "null"}]},
-            "data": {"description": "The provider's last answer (redacted)"},
-            "responseHeaders": {"type": ["object", "null"]},
-            "requests": {"type": "array", "items": exchange},
-            "nextCursor": cursor,
-            "isLooping": {"type": "boolean"},
-            "isEmptyResult": {"type": "boolean"},
-            "resultCount": {"type": "integer"},
-        },
-        "required": ["requestUrl", "requestOptions", "data", "responseHeaders", "requests"],
-    }
     return {
-        "Project": project,
-        "ProjectNormalized": normalized,
-        "ProjectBody": body,
-        "ProjectPage": page,
-        "ProjectPageKeyed": keyed,
-        "ProjectPageRaw": raw_page,
-        "ProjectPageDebug": {
-            "title": "Page of projects with debug information (debug)",
-            "type": "object",
-            "required": ["result", "debug"],
-            "properties": {"result": {"anyOf": [ref("ProjectPage"), ref("ProjectPageKeyed")]}, "debug": ref("Debug")},
-            "additionalProperties": False,
-        },
-        "ProjectDebug": {
-            "title": "Project with debug information (debug)",
-            "type": "object",
-            "required": ["result", "debug"],
-            "properties": {"result": {"anyOf": [ref("Project"), ref("Deleted")]}, "debug": ref("Debug")},
-            "additionalProperties": False,
-        },
         "ProviderRecord": {
             "title": "Provider record (raw)",
             "description": "`truto_response_format=raw`: the provider's answer as it sent it",
@@ -447,16 +465,22 @@ def _record_schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "example": {"id": "1042"},
         },
-        "StreamLine": {
-            "title": "One NDJSON line of a stream",
-            "description": 'Each line is one record; if a later page fails, the last line is {"error": Error}',
-            "anyOf": [
-                ref("Project"),
-                ref("ProjectNormalized"),
-                {"type": "object", "required": ["error"], "properties": {"error": ref("Error")}},
-            ],
+        "Debug": {
+            "title": "Debug information",
+            "type": "object",
+            "properties": {
+                "requestUrl": {"type": ["string", "null"]},
+                "requestOptions": {"anyOf": [exchange, {"type": "null"}]},
+                "data": {"description": "The provider's last answer (redacted)"},
+                "responseHeaders": {"type": ["object", "null"]},
+                "requests": {"type": "array", "items": exchange},
+                "nextCursor": {"type": ["string", "null"]},
+                "isLooping": {"type": "boolean"},
+                "isEmptyResult": {"type": "boolean"},
+                "resultCount": {"type": "integer"},
+            },
+            "required": ["requestUrl", "requestOptions", "data", "responseHeaders", "requests"],
         },
-        "Debug": debug,
         "DryRun": {
             "title": "Dry run (truto_skip_api_call=true)",
             "description": "Nothing was sent: the request unicrm would send, credentials redacted",
@@ -749,7 +773,7 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
         "tags": [t for t in tags if t["name"] in used],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token of an environment"}},
-            "schemas": _record_schemas() | _admin_schemas(),
+            "schemas": resource_schemas(PROJECTS) | _shared_record_schemas() | _admin_schemas(),
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -769,58 +793,42 @@ def undocumented(routes: Iterable[Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- shared Doc pieces
-def unified_doc(op: str, operation_id: str, summary: str, description: str = "") -> Doc:
-    """The Doc of a unified projects operation (list, get, create, update, delete)."""
+def unified_doc(op: str, operation_id: str, summary: str, description: str = "", resource: Resource = PROJECTS) -> Doc:
+    """The Doc of a unified operation (list, get, create, update, delete) of a resource."""
+    n = resource.name
     rate = RATE_HEADERS
+    single = [ref(n), ref(f"{n}Normalized"), ref(f"{n}Debug")]
     params: tuple[str, ...]
+    replies: dict[int | str, Reply]
     if op == "list":
-        replies: dict[int | str, Reply] = {
+        pages = [ref(f"{n}Page"), ref(f"{n}PageKeyed"), ref(f"{n}PageRaw"), ref(f"{n}PageDebug"), ref("DryRun")]
+        example = resource_schemas(resource)[f"{n}Page"].get("example")
+        replies = {
             200: Reply(
-                "A page of projects (or, for `stream`, every project as NDJSON)",
-                {
-                    JSON: {
-                        "anyOf": [
-                            ref("ProjectPage"),
-                            ref("ProjectPageKeyed"),
-                            ref("ProjectPageRaw"),
-                            ref("ProjectPageDebug"),
-                            ref("DryRun"),
-                        ]
-                    },
-                    NDJSON: "StreamLine",
-                },
+                f"A page of {resource.label} (or, for `stream`, every record as NDJSON)",
+                {JSON: {"anyOf": pages}, NDJSON: f"{n}StreamLine"},
                 rate,
-                example=_record_schemas()["ProjectPage"]["example"],
+                example=example,
             )
         }
         params = LIST_QUERY
     elif op == "get":
         replies = {
             200: Reply(
-                "The project (unified, normalized, raw: the provider's record, debug, or a dry run)",
-                {
-                    JSON: {
-                        "anyOf": [
-                            ref("Project"),
-                            ref("ProjectNormalized"),
-                            ref("ProjectDebug"),
-                            ref("DryRun"),
-                            ref("ProviderRecord"),
-                        ]
-                    }
-                },
+                "The record (unified, normalized, raw: the provider's record, debug, or a dry run)",
+                {JSON: {"anyOf": [*single, ref("DryRun"), ref("ProviderRecord")]}},
                 rate,
-                example=EXAMPLE_PROJECT,
+                example=resource.example,
             )
         }
         params = ("id", *UNIFIED_QUERY)
     elif op == "create":
         replies = {
             201: Reply(
-                "Created: the project as the provider stored it",
-                {JSON: {"anyOf": [ref("Project"), ref("ProjectNormalized"), ref("ProjectDebug"), ref("ProviderRecord")]}},
+                "Created: the record as the provider stored it",
+                {JSON: {"anyOf": [*single, ref("ProviderRecord")]}},
                 (*rate, "idempotent-replayed"),
-                example=EXAMPLE_PROJECT,
+                example=resource.example,
             ),
             200: Reply("Dry run (truto_skip_api_call=true): nothing was created", {JSON: "DryRun"}),
         }
@@ -828,39 +836,20 @@ def unified_doc(op: str, operation_id: str, summary: str, description: str = "")
     elif op == "update":
         replies = {
             200: Reply(
-                "The updated project (or a dry run)",
-                {
-                    JSON: {
-                        "anyOf": [
-                            ref("Project"),
-                            ref("ProjectNormalized"),
-                            ref("ProjectDebug"),
-                            ref("DryRun"),
-                            ref("ProviderRecord"),
-                        ]
-                    }
-                },
+                "The updated record (or a dry run)",
+                {JSON: {"anyOf": [*single, ref("DryRun"), ref("ProviderRecord")]}},
                 (*rate, "idempotent-replayed"),
-                example=EXAMPLE_PROJECT,
+                example=resource.example,
             )
         }
         params = ("id", *UNIFIED_QUERY, "Idempotency-Key")
     else:
         replies = {
             200: Reply(
-                "Deleted: `{id}`, or the deleted project where the provider answers with it; raw: the provider's answer "
+                "Deleted: `{id}`, or the deleted record where the provider answers with it; raw: the provider's answer "
                 "(`application/octet-stream` when it had no body)",
                 {
-                    JSON: {
-                        "anyOf": [
-                            ref("Deleted"),
-                            ref("Project"),
-                            ref("ProjectNormalized"),
-                            ref("ProjectDebug"),
-                            ref("DryRun"),
-                            ref("ProviderRecord"),
-                        ]
-                    },
+                    JSON: {"anyOf": [ref("Deleted"), *single, ref("DryRun"), ref("ProviderRecord")]},
                     "application/octet-stream": {"type": "string", "maxLength": 0, "description": "empty"},
                 },
                 rate,
@@ -871,11 +860,11 @@ def unified_doc(op: str, operation_id: str, summary: str, description: str = "")
     return Doc(
         operation_id=operation_id,
         summary=summary,
-        tag="Projects",
+        tag=resource.tag,
         description=description,
         params=params,
-        body="ProjectBody" if op in ("create", "update") else None,
-        body_example=EXAMPLE_BODY if op in ("create", "update") else None,
+        body=f"{n}Body" if op in ("create", "update") else None,
+        body_example=resource.body_example if op in ("create", "update") else None,
         replies=replies,
         errors=UNIFIED_ERRORS,
     )

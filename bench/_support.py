@@ -197,8 +197,11 @@ def create_token(database_url: str, data_dir: Path) -> str:
     return out.stdout.decode().strip().splitlines()[-1]
 
 
-def start_server(log_level: str = "warning") -> Server:
-    """Fresh data dir and SQLite database, a token, `unicrm serve` answering /health."""
+def start_server(log_level: str = "warning", allow_origins: Sequence[str] = ()) -> Server:
+    """Fresh data dir and SQLite database, a token, `unicrm serve` answering /health.
+
+    `allow_origins` are passed as `--allow-origin` (the emulators' origins, on loopback).
+    """
     temp = tempfile.TemporaryDirectory(prefix="unicrm-bench-")
     data_dir = Path(temp.name)
     database_url = f"sqlite+aiosqlite:///{data_dir}/bench.db"
@@ -219,6 +222,7 @@ def start_server(log_level: str = "warning") -> Server:
                 database_url,
                 "--data-dir",
                 str(data_dir),
+                *[arg for origin in allow_origins for arg in ("--allow-origin", origin)],
             ],
             env=data_dir_env(data_dir),
         )
@@ -235,6 +239,11 @@ class Emulators:
 
     proc: subprocess.Popen[bytes]
     running: dict[str, dict[str, Any]]
+
+    @property
+    def origins(self) -> list[str]:
+        """Each emulator's scheme://host:port, to allow on the server."""
+        return ["/".join(str(r["base_url"]).split("/", 3)[:3]) for r in self.running.values()]
 
     def close(self) -> None:
         stop(self.proc)

@@ -208,7 +208,7 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"gateway benchmark: {machine()}")
     print(f"{rounds} alternating rounds of {seconds:g} s per side and case; providers: {', '.join(args.providers)}")
     emulators = start_emulators(args.providers, dataset_size=args.dataset_size)
-    server = start_server()
+    server = start_server(allow_origins=emulators.origins)
     with closing_all(emulators, server):
         accounts = {name: server.create_account(name, emulators.running[name]["context"]) for name in args.providers}
         print(f"server pid {server.proc.pid} on {server.base_url}, emulators pid {emulators.proc.pid}")

@@ -114,7 +114,7 @@ def run_size(size: int, provider: str, timeout: float) -> Run:
     began = time.perf_counter()
     emulators = start_emulators([provider], dataset_size=size, timeout=timeout)
     emulator_start = time.perf_counter() - began
-    server = start_server()
+    server = start_server(allow_origins=emulators.origins)
     with closing_all(emulators, server):
         account = server.create_account(provider, emulators.running[provider]["context"])
         print(f"  {size:,}: server pid {server.proc.pid}, emulator pid {emulators.proc.pid}", flush=True)

@@ -20,6 +20,7 @@ import orjson
 import uvicorn
 
 from unicrm.api.app import ServerConfig, create_app
+from unicrm.api.limits import JsonErrorProtocol
 from unicrm.outbound.pool import Timeouts
 from unicrm.store.database import Store
 
@@ -37,7 +38,14 @@ class ServerThread:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+            uvicorn.Config(
+                create_app(config),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                access_log=False,
+                http=JsonErrorProtocol,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -177,7 +185,11 @@ def start_harness(data_dir: Path, database_url: str | None = None) -> tuple[Harn
     url = database_url or f"sqlite+aiosqlite:///{data_dir}/e2e.db"
     contexts = {name: r.context for name, r in emulators.running.items()}
     token, other, accounts = asyncio.run(setup_store(url, data_dir, contexts))
-    server = ServerThread(ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5)))
+    # Like `unicrm demo`: exactly the emulators' origins are allowed besides the declared ones.
+    origins = tuple(r.origin for r in emulators.running.values())
+    server = ServerThread(
+        ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5), allow_origins=origins)
+    )
     server.__enter__()
     harness = Harness(server.base_url, token, other, accounts, emulators.running, url, data_dir)
     return harness, [server, emulators]

@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         help="text for a terminal, json for one JSON object per line (default: text)",
     )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let provider calls reach this scheme://host[:port] besides the providers' own (repeatable; "
+        "*. may be the first host label; env UNICRM_ALLOW_ORIGINS, comma-separated)",
+    )
     _add_db(serve)
 
     token = sub.add_parser("token", help="API tokens", description="Manage API tokens.")
@@ -135,10 +143,18 @@ def _run_until_interrupted(coro: Any) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.limits import JsonErrorProtocol
     from unicrm.api.logs import configure_logging
+    from unicrm.outbound.policy import OriginError, OriginPolicy, operator_origins
     from unicrm.store.database import Store
 
     configure_logging(args.log_level, args.log_format)
+    try:
+        OriginPolicy(operator_origins(tuple(args.allow_origin)))  # a malformed origin stops the server before it listens
+    except OriginError as exc:
+        print(f"unicrm: error: --allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
+        return 2
 
     async def check() -> None:
         # Fail before listening, with one line, when the database cannot be used (and migrate it once).
@@ -154,17 +170,21 @@ def _serve(args: argparse.Namespace) -> int:
         "access_log": False,  # one request line of our own instead (unicrm.request)
         # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
         "proxy_headers": False,
+        "http": JsonErrorProtocol,
     }
     if args.workers == 1:
-        from unicrm.api.app import ServerConfig, create_app
-
-        uvicorn.run(create_app(ServerConfig(database_url=args.database_url, data_dir=args.data_dir)), **common)
+        app = create_app(
+            ServerConfig(database_url=args.database_url, data_dir=args.data_dir, allow_origins=tuple(args.allow_origin))
+        )
+        uvicorn.run(app, **common)
         return 0
     # Worker processes import the app themselves: hand them the settings through the environment.
     if args.database_url:
         os.environ["UNICRM_DATABASE_URL"] = args.database_url
     if args.data_dir:
         os.environ["UNICRM_DATA_DIR"] = str(args.data_dir)
+    if args.allow_origin:
+        os.environ["UNICRM_ALLOW_ORIGINS"] = ",".join([*args.allow_origin, os.environ.get("UNICRM_ALLOW_ORIGINS", "")]).strip(",")
     os.environ["UNICRM_LOG_LEVEL"] = args.log_level
     os.environ["UNICRM_LOG_FORMAT"] = args.log_format
     temp = None
@@ -230,6 +250,7 @@ async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
+    from unicrm.api.limits import JsonErrorProtocol
     from unicrm.api.logs import configure_logging
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
@@ -253,11 +274,15 @@ async def _demo(args: argparse.Namespace) -> None:
         accounts[name] = account.id
     await store.close()
     config = uvicorn.Config(
-        create_app(ServerConfig(database_url=database_url, data_dir=data_dir)),
+        # The demo's accounts point at its emulators on loopback: allow exactly those origins.
+        create_app(
+            ServerConfig(database_url=database_url, data_dir=data_dir, allow_origins=tuple(r.origin for r in running.values()))
+        ),
         host=args.host,
         port=args.port,
         log_level="warning",
         access_log=False,
+        http=JsonErrorProtocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

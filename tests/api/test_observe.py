@@ -100,7 +100,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         contexts["teamleader"]["expires_at"] = time.time() - 60
         url = f"sqlite+aiosqlite:///{tmp}/observe.db"
         token, _, accounts = asyncio.run(setup_store(url, tmp, contexts))
-        proc, base_url, stderr = _start(tmp, ["--database-url", url, "--log-format", "json"])
+        allow = [arg for r in emulators.running.values() for arg in ("--allow-origin", r.origin)]
+        proc, base_url, stderr = _start(tmp, ["--database-url", url, "--log-format", "json", *allow])
         try:
             yield Served(base_url, token, accounts, contexts, emulators.running, proc, stderr)
         finally:

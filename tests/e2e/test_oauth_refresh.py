@@ -48,7 +48,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-def _serve(database_url: str, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(database_url: str, data_dir: Path, env: dict[str, str], origin: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -64,6 +64,8 @@ def _serve(database_url: str, data_dir: Path, env: dict[str, str]) -> tuple[subp
             str(data_dir),
             "--log-level",
             "warning",
+            "--allow-origin",
+            origin,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -120,7 +122,7 @@ async def test_one_refresh_across_two_processes(provider: str, database_url: str
             account = (await store.create_account(environment, provider, "t", context)).id
         finally:
             await store.close()
-        servers = [_serve(database_url, tmp_path, env) for _ in range(2)]
+        servers = [_serve(database_url, tmp_path, env, running.origin) for _ in range(2)]
         try:
             for proc, url in servers:
                 await _wait_ready(url, proc)

@@ -14,14 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from unicrm.api.limits import parse_json_body
 from unicrm.api.openapi import ADMIN_ERRORS, JSON, Doc, Reply, documented
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
+from unicrm.engine.context import check_context
 from unicrm.engine.errors import ApiError, bad_request, not_found
 from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import Provider
 from unicrm.store.database import Account
+
+MAX_TENANT_CHARS = 255
 
 
 def _state(request: Request) -> AppState:
@@ -90,10 +94,7 @@ def validate_context(provider: Provider, context: Any, *, partial: bool = False)
 
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+    body = parse_json_body(raw) if raw.strip() else None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body
@@ -158,9 +159,10 @@ async def create_account(request: Request) -> Response:
     body = await _json_body(request)
     provider = _provider(request, body.get("integration"))
     tenant = body.get("tenant_id") or ""
-    if not isinstance(tenant, str):
-        raise bad_request("tenant_id must be a string.")
+    if not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable():
+        raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
     context = validate_context(provider, body.get("context"))
+    check_context(provider, state.engine.destinations[provider.name], context)
     account = await state.store.create_account(environment, provider.name, tenant, context)
     return JSONResponse(account_document(account, provider), status_code=201)
 
@@ -228,16 +230,33 @@ async def list_accounts(request: Request) -> Response:
     integration = query.get("integration_name")
     if isinstance(query.get("integration"), dict):
         integration = query["integration"].get("name")
+    integration_name = integration if isinstance(integration, str) else None
+    tenant_id = query.get("tenant_id") if isinstance(query.get("tenant_id"), str) else None
+    # Signed like the unified cursors, bound to the environment and the filters it continues.
+    fingerprint = orjson.dumps(["accounts", integration_name, tenant_id, limit]).decode()
+    after = None
+    raw_cursor = query.get("next_cursor")
+    if raw_cursor:
+        if not isinstance(raw_cursor, str):
+            raise bad_request("next_cursor must be a single value.")
+        try:
+            after = state.engine.codec.decode(raw_cursor, environment, fingerprint).get("c")
+        except ApiError:
+            raise bad_request(
+                "next_cursor is not a cursor this server issued for this environment and these filters; "
+                "pass it exactly as the previous page returned it."
+            ) from None
     try:
-        accounts, cursor = await state.store.list_accounts(
+        accounts, store_cursor = await state.store.list_accounts(
             environment,
             limit=limit,
-            cursor=query.get("next_cursor") or None,
-            integration=integration if isinstance(integration, str) else None,
-            tenant_id=query.get("tenant_id") if isinstance(query.get("tenant_id"), str) else None,
+            cursor=after if isinstance(after, str) else None,
+            integration=integration_name,
+            tenant_id=tenant_id,
         )
     except ValueError:
         raise bad_request("next_cursor is not a valid cursor.") from None
+    cursor = state.engine.codec.encode(environment, fingerprint, {"c": store_cursor}) if store_cursor else None
     providers = state.engine.providers
     return JSONResponse(
         {"result": [account_document(a, providers.get(a.integration)) for a in accounts], "next_cursor": cursor, "limit": limit}
@@ -273,9 +292,10 @@ async def update_account(request: Request) -> Response:
         removed = {k for k, v in (body["context"] or {}).items() if v is None}
         context = {k: v for k, v in {**account.context, **patch}.items() if k not in removed}
         validate_context(provider, context)
+        check_context(provider, state.engine.destinations[provider.name], context)
     tenant = body.get("tenant_id")
-    if tenant is not None and not isinstance(tenant, str):
-        raise bad_request("tenant_id must be a string.")
+    if tenant is not None and (not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable()):
+        raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
     updated = await state.store.update_account(
         account.id,
         environment,

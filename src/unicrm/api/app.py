@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +13,19 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from unicrm.api import admin, metrics, reference, unified
+from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.observe import ObservabilityMiddleware
 from unicrm.api.openapi import JSON, Doc, Reply, build_document, documented, with_server
 from unicrm.api.responses import JSONResponse, error_response
 from unicrm.api.state import AppState
 from unicrm.engine.errors import ApiError, reason_phrase
+from unicrm.outbound.policy import OriginPolicy, operator_origins
 from unicrm.outbound.pool import Timeouts
 from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Store
@@ -36,6 +40,11 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
+    #: server adds those of `UNICRM_ALLOW_ORIGINS`.
+    allow_origins: tuple[str, ...] = ()
+    #: The largest request body accepted (413 above it); env UNICRM_MAX_BODY_BYTES.
+    max_body: int = field(default_factory=lambda: int(os.environ.get("UNICRM_MAX_BODY_BYTES", DEFAULT_MAX_BODY)))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -201,11 +210,13 @@ def routes() -> list[BaseRoute]:
 def create_app(config: ServerConfig | None = None) -> Starlette:
     """Build the application; the store opens (and migrates) when the server starts."""
     config = config or ServerConfig()
+    # Parsed now, so that a malformed origin stops the server before it listens.
+    policy = OriginPolicy(operator_origins(config.allow_origins))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
-        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts)
+        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts, policy)
         await app.state.unicrm.accounts.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections
@@ -222,6 +233,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app = Starlette(
         routes=all_routes,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        middleware=[Middleware(BoundedInput, max_body=config.max_body)],
         lifespan=lifespan,
     )
     # Around the exception handlers, so that every answer (a 500 too) carries x-request-id and is logged and counted.

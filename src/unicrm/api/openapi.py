@@ -76,6 +76,7 @@ ERROR_TEXT: dict[int | str, str] = {
     405: "The integration does not support this method",
     409: "A request with the same Idempotency-Key is still in progress",
     413: "The request body is too large",
+    414: "The query string is too long",
     415: "The request body is not JSON",
     422: "The Idempotency-Key was used with a different request, or the provider rejected the values",
     429: "The provider is rate limiting this account; retry after `Retry-After` seconds",
@@ -85,6 +86,7 @@ ERROR_TEXT: dict[int | str, str] = {
     504: "The provider did not answer in time",
     "4XX": "Another provider rejection, passed through with the provider's status",
 }
+ALWAYS_ERRORS: tuple[int | str, ...] = (400, 413, 414, 500)
 UNIFIED_ERRORS: tuple[int | str, ...] = (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 502, 504, "4XX")
 ADMIN_ERRORS: tuple[int | str, ...] = (400, 401, 404, 413, 500)
 
@@ -672,6 +674,24 @@ def _admin_schemas() -> dict[str, Any]:
                             "properties": {"description": {"type": "string"}, "value": {}},
                         },
                         "rate_limit_error": {"type": "object", "properties": {"description": {"type": "string"}}},
+                        "unknown_body_fields": {
+                            "type": "object",
+                            "properties": {"description": {"type": "string"}, "value": {"type": "array"}},
+                        },
+                        "unsupported_body_fields": {
+                            "type": "object",
+                            "properties": {"description": {"type": "string"}, "value": {"type": "array"}},
+                        },
+                        "write_outcome_unknown": {
+                            "type": "object",
+                            "description": "A write was sent and its answer lost: it may have happened; check before resending",
+                            "properties": {"description": {"type": "string"}},
+                        },
+                        "write_happened": {
+                            "type": "object",
+                            "description": "The provider accepted the write and a later step failed: do not send it again",
+                            "properties": {"description": {"type": "string"}, "id": {"type": ["string", "null"]}},
+                        },
                     },
                 },
             },
@@ -724,7 +744,9 @@ def _operation(doc: Doc, path_params: Iterable[str], params: dict[str, dict[str,
         if reply.content:
             entry["content"] = _content(reply.content, reply.example)
         responses[str(status)] = entry
-    for status in doc.errors:
+    # Every route is behind the input bounds (413, 414, a malformed request is a 400) and may fail (500).
+    errors = list(doc.errors) + [code for code in ALWAYS_ERRORS if code not in doc.errors]
+    for status in sorted(errors, key=str):
         headers = ("x-request-id", *(("Retry-After", *RATE_HEADERS) if status == 429 else ()))
         responses[str(status)] = {
             "description": ERROR_TEXT[status],

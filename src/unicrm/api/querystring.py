@@ -14,6 +14,8 @@ from urllib.parse import unquote_plus
 ABSENT_VALUES = frozenset({"None"})
 EMPTY_MEANS_ABSENT = frozenset({"next_cursor", "integrated_account_id", "truto_response_format", "limit"})
 MAX_DEPTH = 8
+MAX_PAIRS = 256
+MAX_INDEX_DIGITS = 6
 
 
 class QueryStringError(ValueError):
@@ -69,7 +71,7 @@ def _assign(node: dict[Any, Any], parts: list[str], value: str, full_key: str) -
             lst.append({})
         _assign(lst[-1], rest[1:], value, full_key)
         return
-    if child_key.isdigit():
+    if child_key.isascii() and child_key.isdigit() and len(child_key) <= MAX_INDEX_DIGITS:
         idx = node.setdefault(head, _Indexed())
         if not isinstance(idx, _Indexed):
             raise QueryStringError(f"{full_key!r} mixes list indices with other forms")
@@ -99,7 +101,10 @@ def parse_query(raw: str | bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not text:
         return out
-    for pair in text.split("&"):
+    pairs = text.split("&")
+    if len(pairs) > MAX_PAIRS:
+        raise QueryStringError(f"it has {len(pairs)} parameters; the most unicrm reads is {MAX_PAIRS}")
+    for pair in pairs:
         if not pair:
             continue
         key_raw, _, value_raw = pair.partition("=")

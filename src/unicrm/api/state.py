@@ -9,6 +9,7 @@ from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
 from unicrm.store.database import Store
@@ -25,8 +26,10 @@ class AppState:
     pool: SessionPool
 
     @classmethod
-    def build(cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None) -> AppState:
-        pool = SessionPool(timeouts)
+    def build(
+        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, policy: OriginPolicy | None = None
+    ) -> AppState:
+        pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
         engine = Engine(all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret))
         accounts.listeners.append(engine.forget_account)

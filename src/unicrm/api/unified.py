@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from unicrm.api.limits import parse_json_body
 from unicrm.api.openapi import JSON, Doc, Reply, documented, unified_doc
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
@@ -23,6 +24,8 @@ from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/projects"
+MAX_ID_CHARS = 256
+MAX_KEY_CHARS = 255
 
 
 def _state(request: Request) -> AppState:
@@ -64,10 +67,15 @@ async def _body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise bad_request("The request body is empty: send a JSON object with unified project fields.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"The request body is not valid JSON ({exc}).") from None
+    return parse_json_body(raw)
+
+
+def _record_id(request: Request) -> str:
+    """The record id of the path, bounded (it is percent-encoded into the provider's path)."""
+    record_id = str(request.path_params["id"])
+    if not record_id or len(record_id) > MAX_ID_CHARS:
+        raise bad_request(f"A record id has 1 to {MAX_ID_CHARS} characters; got {len(record_id)}.")
+    return record_id
 
 
 def render(result: Result) -> Response:
@@ -97,14 +105,14 @@ async def list_projects(request: Request) -> Response:
 async def get_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.get(account, request.path_params["id"], query))
+    return render(await _state(request).engine.get(account, _record_id(request), query))
 
 
 @documented(unified_doc("delete", "deleteProject", "Delete a project"))
 async def delete_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.delete(account, request.path_params["id"], query))
+    return render(await _state(request).engine.delete(account, _record_id(request), query))
 
 
 @documented(
@@ -127,7 +135,7 @@ async def update_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     body = await _body(request)
-    record_id = request.path_params["id"]
+    record_id = _record_id(request)
     return await _idempotent(request, account, body, lambda: _state(request).engine.update(account, record_id, body, query))
 
 
@@ -136,6 +144,8 @@ async def _idempotent(request: Request, account: Account, body: Any, run: Any) -
     key = request.headers.get("idempotency-key")
     if not key:
         return render(await run())
+    if len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise bad_request(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters (a UUID is a good choice).")
     store = _state(request).store
     method, path = request.method, request.url.path
     request_hash = hashlib.sha256(orjson.dumps([request.url.query, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -154,10 +164,13 @@ async def _idempotent(request: Request, account: Account, body: Any, run: Any) -
     try:
         response = render(await run())
     except ApiError as exc:
-        if exc.status in (502, 504):
-            # The outcome of the write is unknown: keep the answer so a retry cannot write twice.
+        if exc.outcome is not None:
+            # The write may have happened (answer lost) or did (a later step failed): keep the
+            # answer, so that a retry replays it instead of writing twice.
             await store.idempotency_finish(account.environment_id, key, method, path, exc.status, orjson.dumps(exc.body()))
         else:
+            # A definite failure (validation, a complete provider answer, nothing sent):
+            # nothing was written, so the key is released and the same request may run again.
             await store.idempotency_abort(account.environment_id, key, method, path)
         raise
     except BaseException:

@@ -42,6 +42,14 @@ class Faults:
     error_rate: float = 0.0
     rate_limit: int | None = None
     rate_window_s: float = 60.0
+    #: Answer every request with this status and the provider's error body whose message
+    #: repeats the request's headers (credentials included), query and body, as careless
+    #: providers do; the headers are echoed in `X-Echo-*` response headers too.
+    echo_status: int | None = None
+    #: Share of requests whose connection is dropped before the handler runs (nothing done).
+    drop_rate: float = 0.0
+    #: Share of requests that are handled (a create is written) and whose answer is then lost.
+    lose_answer_rate: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -54,13 +62,14 @@ class Faults:
 class ScriptedResponse:
     """A one-shot fault consumed by the next matching request."""
 
-    kind: str = "status"  # status | drop | not_json | empty | hang
+    kind: str = "status"  # status | drop | lose_answer | not_json | empty | hang | echo
     status: int = 500
     body: str = ""
     content_type: str = "application/json"
     seconds: float = 5.0
     method: str | None = None
     path_contains: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> ScriptedResponse:
@@ -73,6 +82,7 @@ class ScriptedResponse:
             seconds=float(data.get("seconds", 5.0)),
             method=match.get("method"),
             path_contains=match.get("path_contains"),
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
         )
 
     def matches(self, request: web.Request) -> bool:
@@ -130,6 +140,19 @@ class Emulator:
         """The provider's error body for a given status (used by injected faults)."""
         return json_response({"message": message}, status)
 
+    def echo_response(self, request: web.Request, status: int) -> web.Response:
+        """The provider's error body with the request repeated in the message (fault `echo_status`)."""
+        seen = self.log[-1] if self.log else {}
+        headers = {str(k): v for k, v in request.headers.items()}
+        echoed = orjson.dumps(
+            {"method": request.method, "path": request.path_qs, "headers": headers, "body": seen.get("json")}
+        ).decode()
+        response = self.error_response(status, f"Request rejected, you sent: {echoed}")
+        for name, value in headers.items():
+            if name.isascii() and value.isprintable():
+                response.headers[f"X-Echo-{name}"] = value
+        return response
+
     def rate_limited_response(self, retry_after: int, headers: dict[str, str]) -> web.Response:
         """The provider's 429."""
         return json_response({"message": "rate limit reached"}, 429, headers)
@@ -148,9 +171,15 @@ class Emulator:
             return await handler(request)
         await self._record(request)
         self.count("requests")
+        if self.faults.echo_status:
+            return self.echo_response(request, int(self.faults.echo_status))
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         scripted = self._next_scripted(request)
+        if scripted is not None and scripted.kind == "lose_answer":
+            # The request is handled (a create is written), then the connection drops.
+            await handler(request)
+            _drop(request)
         if scripted is not None:
             outcome = await self._play(request, scripted)
             if outcome is not None:
@@ -162,7 +191,13 @@ class Emulator:
                 return limited
         if self.faults.error_rate and self._random.random() < self.faults.error_rate:
             return self.error_response(500, "Internal server error (injected)")
+        if self.faults.drop_rate and self._random.random() < self.faults.drop_rate:
+            self.count("dropped")
+            _drop(request)
         response = await handler(request)
+        if self.faults.lose_answer_rate and self._random.random() < self.faults.lose_answer_rate:
+            self.count("answers_lost")
+            _drop(request)
         for key, value in headers.items():
             response.headers.setdefault(key, value)
         return response
@@ -198,14 +233,16 @@ class Emulator:
             await asyncio.sleep(scripted.seconds)
             return None
         if scripted.kind == "drop":
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError
+            _drop(request)
+        if scripted.kind == "echo":
+            return self.echo_response(request, scripted.status)
         if scripted.kind == "not_json":
             return web.Response(text="<html><body>Bad gateway</body></html>", status=200, content_type="text/html")
         if scripted.kind == "empty":
             return web.Response(body=b"", status=200, content_type="application/json")
-        return web.Response(body=scripted.body.encode(), status=scripted.status, content_type=scripted.content_type)
+        return web.Response(
+            body=scripted.body.encode(), status=scripted.status, content_type=scripted.content_type, headers=scripted.headers
+        )
 
     def _rate_limit(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
         limit = int(self.faults.rate_limit or 0)
@@ -263,6 +300,13 @@ class Emulator:
 
     async def _control_stats(self, request: web.Request) -> web.Response:
         return json_response(self.stats)
+
+
+def _drop(request: web.Request) -> None:
+    """Abort the connection without an answer (the client sees it closed)."""
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError
 
 
 @dataclass

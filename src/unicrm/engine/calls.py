@@ -7,22 +7,31 @@ builds URLs or handles credentials itself. Every exchange can be recorded (redac
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-from unicrm.engine.errors import ApiError
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from unicrm.engine.errors import ApiError, bad_request
 from unicrm.engine.mapping import CompiledMapping, deep_merge, get_path, set_path, unified_for_remote
 from unicrm.outbound.auth import RefreshRefused, auth_headers, needs_refresh, refresh_oauth2
 from unicrm.outbound.http import ProviderResponse, flatten_params, send
+from unicrm.outbound.policy import Destinations, render_url
 from unicrm.outbound.pool import SessionPool
 from unicrm.providers.declaration import Endpoint, FieldError, Provider, parse_iso_datetime
 
 REDACTED = "[redacted]"
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+# A 429 is a certain "not done": waiting this long and sending again is safe even for a write.
+MAX_RETRY_AFTER_S = 3
+MIN_SECRET_LENGTH = 4
 MESSAGE_KEYS = (
     "message",
     "Message",
@@ -74,7 +83,7 @@ class ProviderCall:
         context: dict[str, Any],
         pool: SessionPool,
         gateway: AccountGateway,
-        secrets: frozenset[str] = frozenset(),
+        destinations: Destinations,
     ) -> None:
         self.provider = provider
         self.mapping = mapping
@@ -86,14 +95,39 @@ class ProviderCall:
         # call per page through the same ProviderCall.
         self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
-        self._secrets = frozenset(s for s in secrets if s and len(s) >= 4)
-        base = context.get("base_url") or provider.base_url.format_map(self._template_context())
+        self.destinations = destinations
+        self._secrets: tuple[str, ...] = ()
+        self._needles: tuple[bytes, ...] = ()
+        self._learn_secrets()
+        base = context.get("base_url") or render_url(provider.base_url, self._template_context())
         self.base_url = str(base).rstrip("/")
+
+    def _learn_secrets(self) -> None:
+        """Every form in which this account's credentials could come back to us.
+
+        The context's secret values, the auth headers sent (a Basic token is not in the context
+        as such), and their JSON-escaped and URL-encoded forms, longest first so that a longer
+        secret is replaced before a shorter one inside it.
+        """
+        raw = {str(self.context.get(c.name)) for c in self.provider.context if c.secret and self.context.get(c.name)}
+        for value in auth_headers(self.provider.auth, self.context).values():
+            raw.add(value)
+            raw.add(value.partition(" ")[2])
+        variants: set[str] = set()
+        for secret in raw:
+            if len(secret) < MIN_SECRET_LENGTH:
+                continue
+            variants.update({secret, orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)})
+        self._secrets = tuple(sorted(variants, key=len, reverse=True))
+        self._needles = tuple(v.encode() for v in self._secrets)
 
     # ------------------------------------------------------------------ building requests
     def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
         path = endpoint.path
         if record_id is not None:
+            if record_id in (".", ".."):
+                # The HTTP client would resolve a dot segment: the call would reach another path.
+                raise bad_request(f"{record_id!r} is not a record id.")
             path = path.replace("{id}", quote(record_id, safe=""))
         return self.base_url + path
 
@@ -101,6 +135,13 @@ class ProviderCall:
         values = self._template_context()
         out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
         out.update(auth_headers(self.provider.auth, self.context))
+        for name, value in out.items():
+            if not value.isprintable():
+                # CR/LF would split the header (and aiohttp refuses it); accounts are checked on
+                # create/patch, this catches one stored before that check existed.
+                raise bad_request(
+                    f"The {name} header built from this account's context holds control characters; fix the context."
+                )
         return out
 
     def _template_context(self) -> _Ctx:
@@ -173,9 +214,15 @@ class ProviderCall:
             # A 401 means the provider did nothing, so one retry after a refresh is safe even for writes.
             await self._refresh(force=True)
             response = await self._send(method, url, query or [], payload, retriable)
+        if response.status == 429:
+            # The provider certainly did nothing; a short Retry-After is worth one wait here.
+            wait = _retry_after_header(self.provider, response)
+            if wait is not None and wait <= MAX_RETRY_AFTER_S:
+                await asyncio.sleep(wait)
+                response = await self._send(method, url, query or [], payload, retriable)
         self.last_response = response
         if response.status >= 400:
-            raise await self._error(response)
+            raise self.redact_error(await self._error(response))
         return response
 
     async def _send(
@@ -184,7 +231,20 @@ class ProviderCall:
         headers = self.headers()
         exchange = Exchange(method, url, headers, query, payload)
         self.exchanges.append(exchange)
-        response = await send(self.pool, method, url, params=query, json_body=payload, headers=headers, retriable=retriable)
+        try:
+            response = await send(
+                self.pool,
+                method,
+                url,
+                params=query,
+                json_body=payload,
+                headers=headers,
+                retriable=retriable,
+                destinations=self.destinations,
+            )
+        except ApiError as exc:
+            raise self.redact_error(exc) from None
+        response = self._scrub(response)
         exchange.status = response.status
         exchange.response_headers = dict(response.headers)
         return response
@@ -200,7 +260,7 @@ class ProviderCall:
             return needs_refresh(auth, ctx)
 
         async def do_refresh(ctx: dict[str, Any]) -> dict[str, Any]:
-            return await refresh_oauth2(self.pool, auth, ctx)
+            return await refresh_oauth2(self.pool, auth, ctx, self.destinations)
 
         try:
             self.context = await self.gateway.refresh_context(self.account_id, still_needed, do_refresh)
@@ -210,7 +270,11 @@ class ProviderCall:
                 "Reconnect the integrated account: update its context with new credentials."
             )
             await self.gateway.mark_needs_reauth(self.account_id, message)
-            raise ApiError(401, message, remote=True, raw_response=exc.body) from None
+            raise ApiError(401, message, remote=True, raw_response=self.redact(exc.body)) from None
+        except ApiError as exc:
+            raise self.redact_error(exc) from None
+        # The new tokens are credentials too, from now on.
+        self._learn_secrets()
 
     # ------------------------------------------------------------------ errors
     async def _error(self, response: ProviderResponse) -> ApiError:
@@ -290,6 +354,32 @@ class ProviderCall:
         ]
 
     # ------------------------------------------------------------------ redaction
+    def _scrub(self, response: ProviderResponse) -> ProviderResponse:
+        """The provider's answer with every credential of the account replaced, before anything reads it.
+
+        Everything unicrm returns or stores about a call (messages, `raw_response`, the raw and
+        debug formats, `last_error`) is derived from this answer, so redacting it here covers
+        every path, including a provider that echoes the request's headers back.
+        """
+        body = response.body
+        dirty_body = any(n in body for n in self._needles)
+        dirty_headers = any(self.redact(v) != v for v in response.headers.values())
+        if not dirty_body and not dirty_headers:
+            return response
+        for needle in self._needles:
+            body = body.replace(needle, REDACTED.encode())
+        headers = response.headers
+        if dirty_headers:
+            headers = CIMultiDictProxy(CIMultiDict((k, self.redact(v)) for k, v in response.headers.items()))
+        return ProviderResponse(response.status, headers, body, self.redact(response.url))
+
+    def redact_error(self, error: ApiError) -> ApiError:
+        """The same error with credentials taken out of its message and `raw_response`."""
+        error.message = self.redact(error.message)
+        error.args = (error.message,)
+        error.raw_response = self.redact(error.raw_response)
+        return error
+
     def redact(self, value: Any) -> Any:
         """Replace every credential of this account in a value (strings, dicts, lists)."""
         if isinstance(value, str):
@@ -298,15 +388,13 @@ class ProviderCall:
                     value = value.replace(secret, REDACTED)
             return value
         if isinstance(value, dict):
-            return {k: self.redact(v) for k, v in value.items()}
+            return {self.redact(k): self.redact(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.redact(v) for v in value]
         return value
 
     def _redacted(self, exchange: Exchange) -> Exchange:
-        headers = {
-            k: (REDACTED if k.lower() in {"authorization", "cookie"} else self.redact(v)) for k, v in exchange.headers.items()
-        }
+        headers = {k: (REDACTED if k.lower() in SECRET_HEADERS else self.redact(v)) for k, v in exchange.headers.items()}
         return Exchange(
             exchange.method,
             self.redact(exchange.url),
@@ -374,6 +462,19 @@ def _reset_seconds(value: str, kind: str) -> int | None:
         return max(0, int(parse_iso_datetime(value).timestamp() - time.time() + 0.999))
     except (TypeError, ValueError):
         return None
+
+
+def _retry_after_header(provider: Provider, response: ProviderResponse) -> float | None:
+    """The provider's Retry-After in seconds when it sent a number, else None."""
+    spec = provider.rate_limit
+    value = response.headers.get(spec.retry_after) if spec.retry_after else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 1e6 else None
 
 
 def retry_after_seconds(provider: Provider, response: ProviderResponse) -> int:

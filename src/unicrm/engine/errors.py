@@ -8,7 +8,9 @@ provider's body in `raw_response`.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
+
+Outcome = Literal["unknown", "written"]
 
 
 def reason_phrase(status: int) -> str:
@@ -31,6 +33,7 @@ class ApiError(Exception):
         raw_response: Any = None,
         insight: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -39,6 +42,9 @@ class ApiError(Exception):
         self.raw_response = raw_response
         self.insight = insight or {}
         self.headers = headers or {}
+        #: For a failed write: `unknown` when the request may have reached the provider and
+        #: its answer was lost, `written` when the provider did write; None means nothing was.
+        self.outcome = outcome
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the error in Truto's shape."""

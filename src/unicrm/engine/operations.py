@@ -24,6 +24,7 @@ from unicrm.engine.options import Filter, Options, parse_options
 from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
+from unicrm.outbound.policy import Destinations, OriginPolicy
 from unicrm.outbound.pool import SessionPool
 from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
@@ -81,6 +82,7 @@ class Engine:
     ) -> None:
         self.providers = dict(providers)
         self.mappings: dict[str, CompiledMapping] = {name: compile_mapping(p) for name, p in providers.items()}
+        self.destinations: dict[str, Destinations] = {name: destinations_of(p, pool.policy) for name, p in providers.items()}
         self.paginators: dict[str, Paginator] = {name: paginator_for(p.pagination) for name, p in providers.items()}
         self.pool = pool
         self.gateway = gateway
@@ -101,9 +103,9 @@ class Engine:
                 "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
                 remote=True,
             )
-        secrets = frozenset(str(account.context.get(c.name, "")) for c in provider.context if c.secret)
         mapping = self.mappings[provider.name]
-        call = ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, secrets)
+        destinations = self.destinations[provider.name]
+        call = ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, destinations)
         trace = current_trace()
         if trace is not None:
             trace.redact = call.redact
@@ -325,20 +327,32 @@ class Engine:
         # actions) leaves an empty body: sending it would only spend a provider request.
         nothing_to_send = op == "update" and not provider_body and bool(fields)
         if not nothing_to_send:
-            response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
-            if endpoint.returns == "record":
-                record = self._record(provider, endpoint, response)
-                new_id = _record_id(mapping, record, lookups)
-            elif endpoint.returns == "id":
-                new_id = str(get_path(_json(provider, response), endpoint.id_path))
-            if not new_id or new_id == "None":
-                raise _unreadable(provider, response, "the id of the record")
+            try:
+                response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
+            except ApiError as exc:
+                if exc.outcome == "unknown":
+                    exc.insight = {**exc.insight, **_unknown_outcome(provider, op, account.id)}
+                raise
+            try:
+                if endpoint.returns == "record":
+                    record = self._record(provider, endpoint, response)
+                    new_id = _record_id(mapping, record, lookups)
+                elif endpoint.returns == "id":
+                    new_id = str(get_path(_json(provider, response), endpoint.id_path))
+                if not new_id or new_id == "None":
+                    raise _unreadable(provider, response, "the id of the record")
+            except ApiError as exc:
+                # The provider said yes (2xx) in a form we cannot read: it did write.
+                raise _written(exc, provider, op, account.id, None) from None
         assert new_id is not None
-        changed = await provider.hooks.after_write(op, call, new_id, fields, before)
-        if record is None or changed:
-            # The provider answered with less than the whole record: read it back.
-            get_ep = provider.endpoints["get"]
-            record = self._record(provider, get_ep, await call.call(get_ep, new_id))
+        try:
+            changed = await provider.hooks.after_write(op, call, new_id, fields, before)
+            if record is None or changed:
+                # The provider answered with less than the whole record: read it back.
+                get_ep = provider.endpoints["get"]
+                record = self._record(provider, get_ep, await call.call(get_ep, new_id))
+        except ApiError as exc:
+            raise _written(exc, provider, op, account.id, new_id) from None
         last = call.last_response or response
         assert last is not None
         headers = rate_limit_headers(provider, last)
@@ -440,8 +454,48 @@ class Engine:
         }
 
 
+def destinations_of(provider: Provider, policy: OriginPolicy) -> Destinations:
+    """The origins a provider's calls may reach: its declared ones and the operator's."""
+    patterns = {c.name: c.pattern for c in provider.context}
+    return policy.destinations(provider.label, provider.origin_templates(), patterns)
+
+
 def _options(exchange: Exchange) -> dict[str, Any]:
     return {"method": exchange.method, "headers": exchange.headers, "query": dict(exchange.params), "body": exchange.body}
+
+
+def _unknown_outcome(provider: Provider, op: Op, account_id: str) -> dict[str, Any]:
+    """`truto_error_insight` for a write whose answer was lost after it was sent."""
+    done = "created" if op == "create" else "updated"
+    return {
+        "write_outcome_unknown": {
+            "description": (
+                f"The request reached {provider.label} and its answer was lost, so the project may have been {done}. "
+                f"Check before writing again: list recent projects (GET /unified/crm/projects?integrated_account_id={account_id}"
+                "&updated_at[gte]=<when you sent it>) and look for it. A retry with the same Idempotency-Key replays this "
+                "answer and writes nothing; use a new key only once you know the write did not happen."
+            ),
+        }
+    }
+
+
+def _written(exc: ApiError, provider: Provider, op: Op, account_id: str, record_id: str | None) -> ApiError:
+    """A failure after the provider accepted the write: the write happened; say so, never invite a resend."""
+    done = "created" if op == "create" else "updated"
+    where = (
+        f"Read it with GET /unified/crm/projects/{record_id}?integrated_account_id={account_id}."
+        if record_id
+        else f"Find it by listing projects (GET /unified/crm/projects?integrated_account_id={account_id})."
+    )
+    exc.outcome = "written"
+    exc.insight = {
+        **exc.insight,
+        "write_happened": {
+            "description": f"{provider.label} {done} the project, but a later step failed. Do not send it again. {where}",
+            "id": record_id,
+        },
+    }
+    return exc
 
 
 def _json(provider: Provider, response: ProviderResponse) -> Any:

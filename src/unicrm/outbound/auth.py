@@ -6,13 +6,18 @@ engine serialises refreshes per account through the store (one at a time, across
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiohttp
+import orjson
+
 from unicrm.engine.errors import ApiError
-from unicrm.outbound.http import send
+from unicrm.outbound.http import ProviderResponse, redirect_error, send, session_or_refusal
+from unicrm.outbound.policy import Destinations, render_url
 from unicrm.outbound.pool import SessionPool
 from unicrm.outbound.trace import CallRecord, current_trace, loggable_url
 from unicrm.providers.declaration import Auth
@@ -59,10 +64,10 @@ def token_url(auth: Auth, context: Mapping[str, Any]) -> str:
     url = context.get("token_url") or auth.token_url
     if not url:
         raise ApiError(500, "This integration declares OAuth2 without a token URL.")
-    return str(url).format(**{k: v for k, v in context.items() if isinstance(v, str)})
+    return render_url(str(url), context)
 
 
-async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, Any]) -> dict[str, Any]:
+async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, Any], destinations: Destinations) -> dict[str, Any]:
     """Exchange the refresh token for a new access token; returns the new context.
 
     A provider that rotates refresh tokens returns a new one, which replaces the old; one that
@@ -75,21 +80,35 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
         "client_secret": str(context.get("client_secret", "")),
     }
     url = token_url(auth, context)
-    session = pool.session_for(url)
+    session = session_or_refusal(pool, url, destinations)
     trace = current_trace()
     started = time.perf_counter()
     status: int | None = None
+    # Never follow a redirect: it would hand the refresh token and client secret to another host.
     try:
-        async with session.post(url, data=form, headers={"Accept": "application/json"}) as resp:
-            status = resp.status
-            try:
-                data = await resp.json(content_type=None)
-            except ValueError:
-                data = None
+        async with asyncio.timeout(pool.timeouts.read):
+            async with session.post(url, data=form, headers={"Accept": "application/json"}, allow_redirects=False) as resp:
+                status = resp.status
+                body = await resp.read()
+                headers = resp.headers
+    except TimeoutError:
+        raise ApiError(
+            504, f"The token endpoint did not answer within {pool.timeouts.read:g} s. Try again later.", remote=True
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise ApiError(
+            502, f"Could not refresh the access token: {type(exc).__name__} at the token endpoint. Try again later.", remote=True
+        ) from None
     finally:
         if trace is not None:
             trace.calls.append(CallRecord("POST", loggable_url(url), status, time.perf_counter() - started, kind="token"))
     assert status is not None
+    if 300 <= status < 400:
+        raise redirect_error(ProviderResponse(status, headers, body, url), "POST", url, write=False)
+    try:
+        data = orjson.loads(body) if body.strip() else None
+    except ValueError:
+        data = body.decode("utf-8", "replace")
     if status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
         if trace is not None:
             trace.refresh_failures += 1

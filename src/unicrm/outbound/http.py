@@ -18,6 +18,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from unicrm.engine.errors import ApiError
+from unicrm.outbound.policy import Destinations, OutboundRefused, RefusedAddress
 from unicrm.outbound.pool import SessionPool
 from unicrm.outbound.trace import CallRecord, current_trace, loggable_url
 
@@ -94,19 +95,22 @@ async def send(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
     retriable: bool | None = None,
+    destinations: Destinations,
 ) -> ProviderResponse:
     """Send a request; raise `ApiError` 504 on timeout and 502 when the provider is unreachable.
 
     `retriable` says the request changes nothing (default: only a GET), so transient failures
-    are retried.
+    are retried. `destinations` are the origins the request may go to (see `outbound.policy`).
+    A redirect is never followed: it is a 502 naming where it pointed. A failure that leaves
+    the outcome of a write unknown carries `outcome="unknown"`.
     """
     trace = current_trace()
     if trace is None:
-        return await _send(pool, method, url, params, json_body, headers, retriable, None)
+        return await _send(pool, method, url, params, json_body, headers, retriable, destinations, None)
     record = CallRecord(method, loggable_url(url), None, 0.0)
     started = time.perf_counter()
     try:
-        response = await _send(pool, method, url, params, json_body, headers, retriable, record)
+        response = await _send(pool, method, url, params, json_body, headers, retriable, destinations, record)
         record.status = response.status
         if response.status == 429:
             trace.rate_limited += 1
@@ -125,9 +129,10 @@ async def _send(
     json_body: Any,
     headers: Mapping[str, str] | None,
     retriable: bool | None,
+    destinations: Destinations,
     record: CallRecord | None,
 ) -> ProviderResponse:
-    session = pool.session_for(url)
+    session = session_or_refusal(pool, url, destinations)
     data = orjson.dumps(json_body) if json_body is not None else None
     send_headers = dict(headers or {})
     if data is not None:
@@ -144,14 +149,35 @@ async def _send(
                 ) as resp:
                     body = await resp.read()
                     response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))
+            if 300 <= response.status < 400 and response.status != 304:
+                raise redirect_error(response, method, url, write=retries == 0)
             if last or resp.status not in RETRY_STATUSES:
                 return response
-        except TimeoutError:
+        except TimeoutError as exc:
             if last:
+                connect_phase = isinstance(exc, aiohttp.ConnectionTimeoutError)
                 raise ApiError(
                     504,
                     f"The provider did not answer within {pool.timeouts.read:g} s ({method} {_redact_url(url)}). "
                     "Try again later; if it keeps happening the provider is degraded.",
+                    remote=True,
+                    outcome=None if connect_phase else "unknown",
+                ) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Connecting failed: nothing was sent, whatever the method.
+            if isinstance(exc.os_error, RefusedAddress):
+                raise ApiError(
+                    502,
+                    f"unicrm refused to connect to {exc.host}: {exc.os_error}. Provider calls only reach public "
+                    "addresses unless the operator allowed the origin explicitly: "
+                    f"--allow-origin {_origin(url)} (or UNICRM_ALLOW_ORIGINS).",
+                    remote=True,
+                ) from None
+            if last:
+                raise ApiError(
+                    502,
+                    f"Could not connect to the provider ({method} {_redact_url(url)}): {type(exc).__name__}. "
+                    "Nothing was sent. Try again later.",
                     remote=True,
                 ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
@@ -165,9 +191,35 @@ async def _send(
                     502,
                     f"Could not get an answer from the provider ({method} {_redact_url(url)}): {type(exc).__name__}. {advice}",
                     remote=True,
+                    outcome="unknown",
                 ) from None
         await asyncio.sleep(BACKOFF_S[attempt])
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def session_or_refusal(pool: SessionPool, url: str, destinations: Destinations) -> aiohttp.ClientSession:
+    """The pooled session for an allowed URL; a 400 naming the origin and how to allow it otherwise."""
+    try:
+        return pool.session_for(url, destinations)
+    except OutboundRefused as exc:
+        raise ApiError(400, f"This integrated account's provider URL is refused: {exc.reason}.") from None
+
+
+def redirect_error(response: ProviderResponse, method: str, url: str, *, write: bool) -> ApiError:
+    """A provider redirect as a 502 that says where it pointed (redirects are never followed)."""
+    location = response.headers.get("Location", "(no Location header)")
+    return ApiError(
+        502,
+        f"The provider answered {method} {_redact_url(url)} with a redirect (HTTP {response.status}) to "
+        f"{_redact_url(location)}; unicrm never follows redirects, so credentials stay with the declared origin. "
+        "If the provider moved, update the account's base_url (and allow the new origin if it is not declared).",
+        remote=True,
+        outcome="unknown" if write else None,
+    )
+
+
+def _origin(url: str) -> str:
+    return "/".join(url.split("/", 3)[:3])
 
 
 def _redact_url(url: str) -> str:

@@ -78,7 +78,11 @@ def parse_iso_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is before the first representable UTC instant.
+        raise ValueError(f"{value!r} is outside the representable range once converted to UTC") from None
 
 
 def iso_utc(moment: datetime) -> str:
@@ -366,15 +370,32 @@ class Pagination:
 
 
 # --------------------------------------------------------------------------- auth
+#: Context keys the engine reads as URLs (overrides of the declared base URL and token URL);
+#: they must be http(s) URLs to an allowed origin.
+URL_CONTEXT_KEYS = frozenset({"base_url", "token_url"})
+
+
 @dataclass(frozen=True)
 class ContextField:
-    """One key of an integrated account's `context` (credentials or instance settings)."""
+    """One key of an integrated account's `context` (credentials or instance settings).
+
+    `pattern` (a regular expression the whole value must match) is required of a value that
+    is templated into a host name (an Insightly pod, a Pipeliner region), so that the origin
+    a call goes to stays one of the provider's own. `url` marks a value that is a URL
+    (always true for `base_url` and `token_url`).
+    """
 
     name: str
     description: str
     required: bool = True
     secret: bool = False
     default: Any = None
+    pattern: str | None = None
+    url: bool = False
+
+    @property
+    def is_url(self) -> bool:
+        return self.url or self.name in URL_CONTEXT_KEYS
 
 
 @dataclass(frozen=True)
@@ -543,6 +564,14 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+    #: Origins of the real API besides those of `base_url` and `auth.token_url` (regional or
+    #: renamed hosts an account may set as its `base_url`); `*.` may be a host's first label.
+    origins: tuple[str, ...] = ()
+
+    def origin_templates(self) -> tuple[str, ...]:
+        """Every declared origin, `{key}` host parts still templated."""
+        declared = [self.base_url, *([self.auth.token_url] if self.auth.token_url else []), *self.origins]
+        return tuple(dict.fromkeys("/".join(t.split("/", 3)[:3]) for t in declared))
 
     def field(self, unified: str) -> Field | None:
         for f in self.fields:

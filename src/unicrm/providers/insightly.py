@@ -327,6 +327,7 @@ PROVIDER = Provider(
             "The instance's pod, from the API URL under User Settings → API (na1 in https://api.na1.insightly.com/v3.1)",
             required=False,
             default="na1",
+            pattern=r"[a-z]{2}[0-9]{1,2}",
         ),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
     ),

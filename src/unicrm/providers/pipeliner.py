@@ -148,7 +148,11 @@ PROVIDER = Provider(
         ContextField("password", "API application password", secret=True),
         ContextField("space_id", "The team space id"),
         ContextField(
-            "region", "Service region: us-east, eu-central, ca-central or ap-southeast", required=False, default="us-east"
+            "region",
+            "Service region: us-east, eu-central, ca-central or ap-southeast",
+            required=False,
+            default="us-east",
+            pattern="us-east|eu-central|ca-central|ap-southeast",
         ),
         ContextField("default_currency", "Currency code of the default revenue goal (default EUR)", required=False),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),

@@ -211,6 +211,8 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
     lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
     truto_required_on_create=("name", "account"),
+    # Regional hosts (api-us4.planhat.com ...) are Planhat's own.
+    origins=("https://*.planhat.com",),
     differences=(
         Difference("close_date", "all", "not supported", "supported (endDate)", "Planhat projects have an end date"),
         Difference(

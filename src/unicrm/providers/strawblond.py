@@ -243,6 +243,8 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(limit="X-RateLimit-Limit", remaining="X-RateLimit-Remaining", reset="X-RateLimit-Reset"),
     hooks=StrawBlondHooks(),
     truto_required_on_create=(),
+    # The host after the 2026 rebrand to Blond.
+    origins=("https://api.blond.swiss",),
     differences=(
         Difference("account", "create", "not listed", "required", "StrawBlond requires company_id on every project"),
         Difference("owner", "create", "not listed", "required", "StrawBlond requires a project leader (member_id)"),

@@ -6,6 +6,7 @@ through SQLAlchemy's async engine, migrated with Alembic at start-up.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -95,6 +96,8 @@ class Store:
                 await store.migrate()
             except Exception as exc:
                 await engine.dispose()
+                # aiosqlite answers from its own thread: let a failed connection finish before the loop closes.
+                await asyncio.sleep(0.05)
                 raise DatabaseConfigError(explain_database_error(exc, url)) from exc
         return store
 

@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _support import closing_all, machine, start_emulators, start_server
 
+from unicrm.cli import example_body
+
 ALL = ["capsule", "insightly", "pipeliner", "planhat", "strawblond", "teamleader", "wethod"]
 RETRY_STATUSES = {409, 429, 500, 502, 503, 504}
 
@@ -97,31 +99,6 @@ class Client:
         self.stats["gave_up"] += 1
 
 
-async def example_body(client: Client, base_url: str, provider: str) -> dict[str, Any]:
-    """The required fields for a create, copied from a sample project (like `unicrm demo`)."""
-    async with client.session.get(f"{base_url}/unified/crm/projects/{provider}/meta/create", headers=client.headers) as resp:
-        meta = await resp.json()
-    url = f"{base_url}/unified/crm/projects?integrated_account_id={client.account}&limit=50&truto_ignore_remote_data=true"
-    async with client.session.get(url, headers=client.headers) as resp:
-        sample = (await resp.json())["result"]
-    schema = meta.get("request_body_schema") or {}
-    body: dict[str, Any] = {}
-    wanted = [[f] for f in schema.get("required", []) if f != "name"] + list(schema.get("x-required-one-of", []))
-    for group in wanted:
-        for field in group:
-            value = next((r[field] for r in sample if r.get(field) not in (None, [], {})), None)
-            if value is not None:
-                body[field] = (
-                    {"id": value["id"]}
-                    if isinstance(value, dict)
-                    else [{"id": value[0]["id"]}]
-                    if isinstance(value, list)
-                    else value
-                )
-                break
-    return body
-
-
 async def run(args: argparse.Namespace) -> int:
     print(f"writes under faults: {machine()}")
     faults = {"error_rate": args.error_rate, "drop_rate": args.drop_rate, "lose_answer_rate": args.lose_rate}
@@ -134,7 +111,9 @@ async def run(args: argparse.Namespace) -> int:
             for provider in args.providers:
                 account = server.create_account(provider, emulators.running[provider]["context"])
                 client = Client(session, server.base_url, server.token, account)
-                template = await example_body(client, server.base_url, provider)
+                template = await example_body(server.base_url, server.token, provider, account)
+                if template is None:
+                    raise RuntimeError(f"{provider}: no sample project to copy required fields from")
                 control = "/".join(str(emulators.running[provider]["base_url"]).split("/", 3)[:3]) + "/_emulator/faults"
                 async with session.post(control, json=faults) as resp:
                     assert resp.status == 200

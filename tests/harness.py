@@ -188,7 +188,13 @@ def start_harness(data_dir: Path, database_url: str | None = None) -> tuple[Harn
     # Like `unicrm demo`: exactly the emulators' origins are allowed besides the declared ones.
     origins = tuple(r.origin for r in emulators.running.values())
     server = ServerThread(
-        ServerConfig(database_url=url, data_dir=data_dir, timeouts=Timeouts(connect=2.0, read=1.5), allow_origins=origins)
+        ServerConfig(
+            database_url=url,
+            data_dir=data_dir,
+            timeouts=Timeouts(connect=2.0, read=1.5),
+            allow_origins=origins,
+            webhook_private_targets=True,  # the tests' webhook receivers listen on loopback
+        )
     )
     server.__enter__()
     harness = Harness(server.base_url, token, other, accounts, emulators.running, url, data_dir)

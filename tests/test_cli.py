@@ -32,7 +32,11 @@ def test_demo_json_serves_every_integration(tmp_path: Path) -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         info = json.loads(line)
-        assert set(info) == {"base_url", "api_token", "integrated_accounts"}
+        assert set(info) == {"base_url", "api_token", "integrated_accounts", "connect_url"}
+        # The connect link works out of the box: every integration is offered, OAuth ones included.
+        with urllib.request.urlopen(info["connect_url"], timeout=10) as resp:
+            page = resp.read().decode()
+        assert "Teamleader Focus" in page and "Capsule CRM" in page and "Insightly" in page
         from unicrm.emulators import EMULATORS
 
         assert set(info["integrated_accounts"]) == set(EMULATORS)
@@ -85,7 +89,7 @@ def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         lines: list[str] = []
-        while sum("-X POST" in line for line in lines) < len(EMULATORS):
+        while not any('"$UNICRM/webhook"' in line for line in lines):
             line = proc.stdout.readline().decode()
             assert line, "the demo stopped before printing its quickstart"
             lines.append(line.rstrip("\n"))
@@ -97,9 +101,12 @@ def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
         )
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr + result.stdout[-2000:]
-        # the last lines are the creates: each printed a unified record with an id
-        created = [json.loads(out) for out in result.stdout.strip().splitlines()[-len(EMULATORS) :]]
+        # then the creates, each printing a unified record with an id; last a link and a webhook
+        outputs = result.stdout.strip().splitlines()
+        created = [json.loads(out) for out in outputs[-len(EMULATORS) - 2 : -2]]
         assert all(record.get("id") for record in created), created
+        link, hook = json.loads(outputs[-2]), json.loads(outputs[-1])
+        assert link["url"].startswith(f"http://127.0.0.1:{port}/connect?link_token=") and hook["secret"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -179,3 +186,32 @@ def test_serve_text_log_format_writes_one_line_per_request(tmp_path: Path) -> No
         proc.wait(timeout=20)
     lines = [line for line in log.read_text().splitlines() if "unicrm.request" in line]
     assert len(lines) == 1 and f"request_id={request_id}" in lines[0] and "GET /health 200" in lines[0], log.read_text()
+
+
+def _cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*UNICRM, *args, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, "UNICRM_DATA_DIR": str(tmp_path)},
+    )
+
+
+def test_connect_commands(tmp_path: Path) -> None:
+    out = _cli(tmp_path, "oauth-app", "set", "capsule", "--client-id", "my-client", "--client-secret", "s3cr3t-value")
+    assert "stored encrypted" in out.stdout and "s3cr3t-value" not in out.stdout
+    listed = _cli(tmp_path, "oauth-app", "list").stdout
+    assert "capsule\tclient_id=my-client\tsecret=set" in listed and "s3cr3t-value" not in listed
+    assert b"s3cr3t-value" not in (tmp_path / "unicrm.db").read_bytes()  # encrypted at rest
+    refused = _cli(tmp_path, "oauth-app", "set", "insightly", "--client-id", "a", "--client-secret", "b", check=False)
+    assert refused.returncode == 2 and "no OAuth" in refused.stderr
+    assert _cli(tmp_path, "connect-defaults", "set", "insightly", "pod=eu1").returncode == 0
+    bad = _cli(tmp_path, "connect-defaults", "set", "insightly", "colour=red", check=False)
+    assert bad.returncode == 2
+    link = _cli(tmp_path, "link-token", "create", "--tenant-id", "acme", "--integration", "insightly").stdout.strip()
+    assert link.startswith("http://127.0.0.1:8000/connect?link_token=lt_")
+    hook = json.loads(_cli(tmp_path, "webhook", "create", "https://example.com/hook").stdout)
+    assert len(hook["secret"]) == 64 and "integrated_account:created" in hook["event_types"]
+    listed = _cli(tmp_path, "webhook", "list").stdout
+    assert hook["id"] in listed and hook["secret"] not in listed

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -104,6 +105,56 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON line once ready")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo database here (default: a temporary directory)")
 
+    oauth = sub.add_parser(
+        "oauth-app",
+        help="the OAuth app the connect page signs in with, per integration",
+        description="The OAuth app the connect page signs in with.",
+    )
+    oauth_sub = oauth.add_subparsers(dest="oauth_command", required=True, metavar="ACTION")
+    oauth_set = oauth_sub.add_parser("set", help="set an integration's OAuth client (the secret is stored encrypted)")
+    oauth_set.add_argument("integration", help="the integration (see GET /integration)")
+    oauth_set.add_argument("--client-id", required=True, help="the OAuth client id of your app at the provider")
+    oauth_set.add_argument("--client-secret", required=True, help="the OAuth client secret (stored encrypted)")
+    oauth_set.add_argument(
+        "--authorize-url", default=None, help="override the declared authorize endpoint (a proxy, an emulator)"
+    )
+    oauth_set.add_argument("--token-url", default=None, help="override the declared token endpoint")
+    oauth_set.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(oauth_set)
+    oauth_list = oauth_sub.add_parser("list", help="integrations with an OAuth app (secrets are never printed)")
+    oauth_list.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(oauth_list)
+
+    defaults = sub.add_parser("connect-defaults", help="context every account connected through the connect page gets")
+    defaults_sub = defaults.add_subparsers(dest="defaults_command", required=True, metavar="ACTION")
+    defaults_set = defaults_sub.add_parser("set", help="set an integration's context defaults, e.g. base_url=https://...")
+    defaults_set.add_argument("integration", help="the integration (see GET /integration)")
+    defaults_set.add_argument("values", nargs="+", metavar="KEY=VALUE", help="context keys and their default values")
+    defaults_set.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(defaults_set)
+
+    link = sub.add_parser("link-token", help="connect links")
+    link_sub = link.add_subparsers(dest="link_command", required=True, metavar="ACTION")
+    link_create = link_sub.add_parser("create", help="print a new connect link (like POST /link-token)")
+    link_create.add_argument("--tenant-id", default=None, help="tenant of the new account")
+    link_create.add_argument("--integrated-account-id", default=None, help="reconnect this account instead")
+    link_create.add_argument("--integration", action="append", default=None, help="offer only these (repeatable)")
+    link_create.add_argument("--redirect-uri", default=None, help="where the browser goes when done")
+    link_create.add_argument("--public-url", default="http://127.0.0.1:8000", help="where browsers reach the server")
+    link_create.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(link_create)
+
+    hook = sub.add_parser("webhook", help="account-event webhooks")
+    hook_sub = hook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
+    hook_create = hook_sub.add_parser("create", help="register an endpoint; prints its id and signing secret")
+    hook_create.add_argument("target_url", help="the http(s) URL events are posted to")
+    hook_create.add_argument("--event", action="append", default=None, help="subscribe to this event only (repeatable)")
+    hook_create.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(hook_create)
+    hook_list = hook_sub.add_parser("list", help="endpoints and their recent deliveries")
+    hook_list.add_argument("--environment", default="default", help="environment (default: default)")
+    _add_db(hook_list)
+
     coverage = sub.add_parser(
         "coverage", help="write (or --check) docs/coverage.md from the declarations", description="Write the coverage table."
     )
@@ -127,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_until_interrupted(_demo(args))
         if args.command == "coverage":
             return _coverage(args)
+        if args.command in ("oauth-app", "connect-defaults", "link-token", "webhook"):
+            return asyncio.run(_connect_admin(args))
     except DatabaseConfigError as exc:
         # One line that says what to fix; a traceback would bury it.
         print(f"unicrm: error: {exc}", file=sys.stderr)
@@ -211,6 +264,128 @@ async def _token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _connect_admin(args: argparse.Namespace) -> int:
+    """The operator's connect commands, straight on the database."""
+    from unicrm.providers import all_providers
+    from unicrm.store.connect import ConnectStore
+    from unicrm.store.database import Store
+    from unicrm.store.webhooks import EVENT_TYPES, WebhookStore
+
+    providers = all_providers()
+    given = getattr(args, "integration", None)
+    name = given if isinstance(given, str) else ""
+    if isinstance(given, str) and name not in providers:
+        print(f"unknown integration {name!r}; available: {', '.join(providers)}", file=sys.stderr)
+        return 2
+    store = await Store.open(args.database_url, args.data_dir)
+    try:
+        environment = await store.ensure_environment(args.environment)
+        connect = ConnectStore(store)
+        if args.command == "oauth-app" and args.oauth_command == "set":
+            if not providers[name].oauth_connect:
+                print(f"{name} has no OAuth authorization-code flow declared", file=sys.stderr)
+                return 2
+            await connect.set_settings(
+                environment,
+                name,
+                client_id=args.client_id,
+                client_secret=args.client_secret,
+                authorize_url=args.authorize_url,
+                token_url=args.token_url,
+            )
+            print(f"OAuth app for {name} set in environment {args.environment} (secret stored encrypted)")
+        elif args.command == "oauth-app":
+            for settings in await connect.list_settings(environment):
+                if settings.client_id:
+                    print(
+                        f"{settings.integration}\tclient_id={settings.client_id}\tsecret={'set' if settings.client_secret else 'missing'}"
+                    )
+        elif args.command == "connect-defaults":
+            values = dict(v.split("=", 1) for v in args.values if "=" in v)
+            declared = {c.name for c in providers[name].context}
+            stray = sorted(set(values) - declared)
+            if stray or len(values) != len(args.values):
+                print(f"expected KEY=VALUE with keys {name} declares ({', '.join(sorted(declared))})", file=sys.stderr)
+                return 2
+            await connect.set_settings(environment, name, context=values)
+            print(f"connect defaults for {name} set: {', '.join(sorted(values))}")
+        elif args.command == "link-token":
+            if bool(args.tenant_id) == bool(args.integrated_account_id):
+                print("give --tenant-id for a new account or --integrated-account-id to reconnect one", file=sys.stderr)
+                return 2
+            integrations = args.integration
+            if args.integrated_account_id:
+                account = await store.get_account(args.integrated_account_id, environment)
+                if account is None:
+                    print("no such integrated account in this environment", file=sys.stderr)
+                    return 2
+                integrations = [account.integration]
+            token, _link = await connect.create_link_token(
+                environment,
+                tenant_id=args.tenant_id,
+                integrated_account_id=args.integrated_account_id,
+                integrations=integrations,
+                redirect_uri=args.redirect_uri,
+                context={},
+            )
+            print(f"{args.public_url.rstrip('/')}/connect?{urlencode({'link_token': token})}")
+        elif args.command == "webhook" and args.webhook_command == "create":
+            unknown = [e for e in args.event or [] if e not in EVENT_TYPES]
+            if unknown:
+                print(f"unknown event(s): {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}", file=sys.stderr)
+                return 2
+            webhook = await WebhookStore(store).create(environment, args.target_url, args.event)
+            print(orjson.dumps(webhook.document(with_secret=True)).decode())
+        elif args.command == "webhook":
+            hooks = WebhookStore(store)
+            for webhook in await hooks.all(environment):
+                print(f"{webhook.id}\t{webhook.target_url}\t{'active' if webhook.is_active else 'inactive'}")
+                for d in await hooks.deliveries(webhook.id, 10):
+                    print(f"  {d['created_at']}\t{d['event']}\t{d['status']}\tattempts={d['attempts']}\t{d['last_error'] or ''}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def configure_emulator_connect(store: Any, environment_id: str, running: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Point the connect page at running emulators: their OAuth apps, and base_url defaults.
+
+    Returns, per API-key integration, the values a user would paste (the emulator's keys).
+    """
+    from urllib.parse import urlsplit
+
+    from unicrm.providers import all_providers
+    from unicrm.store.connect import ConnectStore
+
+    connect = ConnectStore(store)
+    providers = all_providers()
+    to_paste: dict[str, dict[str, Any]] = {}
+    for name, r in running.items():
+        provider = providers.get(name)
+        if provider is None:
+            continue
+        client = r.emulator.oauth_client()
+        context = {"base_url": r.context["base_url"]}
+        if provider.oauth_connect and client is not None:
+            authorize = r.origin + urlsplit(str(provider.auth.authorize_url)).path
+            token_url = r.context.get("token_url") or r.origin + urlsplit(str(provider.auth.token_url)).path
+            await connect.set_settings(
+                environment_id,
+                name,
+                client_id=client[0],
+                client_secret=client[1],
+                authorize_url=authorize,
+                token_url=token_url,
+                context=context,
+            )
+        else:
+            await connect.set_settings(environment_id, name, context=context)
+        if provider.form_fields:
+            pasted = r.emulator.personal_credentials(r.base_url)
+            to_paste[name] = {c.name: pasted[c.name] for c in provider.form_fields if c.name in pasted}
+    return to_paste
+
+
 async def _wait_forever() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -272,11 +447,24 @@ async def _demo(args: argparse.Namespace) -> None:
     for name, r in running.items():
         account = await store.create_account(environment, name, f"demo-{name}", r.context)
         accounts[name] = account.id
+    # The connect page works out of the box: OAuth apps and base URLs point at the emulators.
+    from unicrm.store.connect import ConnectStore
+
+    to_paste = await configure_emulator_connect(store, environment, running)
+    link_token, _ = await ConnectStore(store).create_link_token(
+        environment, tenant_id="demo-customer", integrated_account_id=None, integrations=None, redirect_uri=None, context={}
+    )
     await store.close()
     config = uvicorn.Config(
         # The demo's accounts point at its emulators on loopback: allow exactly those origins.
         create_app(
-            ServerConfig(database_url=database_url, data_dir=data_dir, allow_origins=tuple(r.origin for r in running.values()))
+            ServerConfig(
+                database_url=database_url,
+                data_dir=data_dir,
+                allow_origins=tuple(r.origin for r in running.values()),
+                # A demo's webhook receiver is usually on this machine.
+                webhook_private_targets=True,
+            )
         ),
         host=args.host,
         port=args.port,
@@ -292,11 +480,18 @@ async def _demo(args: argparse.Namespace) -> None:
             raise SystemExit(f"the server did not start on {args.host}:{args.port}")
         await asyncio.sleep(0.05)
     base_url = f"http://{args.host}:{args.port}"
-    examples = {name: await _example_body(base_url, token, name, account_id) for name, account_id in accounts.items()}
+    examples = {name: await example_body(base_url, token, name, account_id) for name, account_id in accounts.items()}
+    connect_url = f"{base_url}/connect?{urlencode({'link_token': link_token})}"
     if args.json:
-        print(orjson.dumps({"base_url": base_url, "api_token": token, "integrated_accounts": accounts}).decode(), flush=True)
+        print(
+            orjson.dumps(
+                {"base_url": base_url, "api_token": token, "integrated_accounts": accounts, "connect_url": connect_url}
+            ).decode(),
+            flush=True,
+        )
     else:
         print(_quickstart(base_url, token, accounts, examples), flush=True)
+        print(_connect_quickstart(connect_url, to_paste), flush=True)
     try:
         await task
     finally:
@@ -306,7 +501,7 @@ async def _demo(args: argparse.Namespace) -> None:
             temp.cleanup()
 
 
-async def _example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
+async def example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
     """A create body that works for this account: its required fields copied from a sample project."""
     import aiohttp
 
@@ -381,6 +576,28 @@ def _quickstart(base_url: str, token: str, accounts: dict[str, str], examples: d
                 f"curl -s -X POST {auth} -H \"Content-Type: application/json\" -d '{orjson.dumps(body).decode()}' "
                 f'"$UNICRM/unified/crm/projects?integrated_account_id=${name.upper()}"'
             )
+    return "\n".join(lines)
+
+
+def _connect_quickstart(connect_url: str, to_paste: dict[str, dict[str, Any]]) -> str:
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    lines = [
+        "",
+        "# connect a CRM the way your customers would: open this link in a browser (single use, 7 days)",
+        connect_url,
+        "# Capsule and Teamleader sign in through their emulator's consent page (Approve / Deny);",
+        "# for the API-key CRMs, paste the emulator's credentials:",
+    ]
+    for name, values in to_paste.items():
+        lines.append(f"#   {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    lines += [
+        '# a new link, coming back to your app afterwards (or reconnect one: {"integrated_account_id": "..."})',
+        f'curl -s -X POST {auth} -H "Content-Type: application/json" '
+        '-d \'{"tenant_id": "acme", "redirect_uri": "https://example.com/connected"}\' "$UNICRM/link-token"',
+        "# get told about new, renewed, failing and deleted accounts",
+        f'curl -s -X POST {auth} -H "Content-Type: application/json" '
+        '-d \'{"target_url": "https://example.com/hooks/unicrm"}\' "$UNICRM/webhook"',
+    ]
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from tests.harness import Harness, start_harness
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
-EXAMPLES = {GenerationMode.POSITIVE: 100, GenerationMode.NEGATIVE: 40}
+EXAMPLES = {GenerationMode.POSITIVE: 70, GenerationMode.NEGATIVE: 25}
 MIN_REQUESTS = 2000
 
 

@@ -115,7 +115,7 @@ def _media(response: Any) -> str:
 
 async def test_every_format_of_every_provider_fits_the_document(harness: Harness) -> None:
     """Each provider, each response format, each operation: the answer fits its documented schema and content type."""
-    from unicrm.cli import _example_body
+    from unicrm.cli import example_body
 
     base = "/unified/crm/projects"
     checked = 0
@@ -145,7 +145,7 @@ async def test_every_format_of_every_provider_fits_the_document(harness: Harness
         for line in stream.body.splitlines():
             line_schema.validate(orjson.loads(line))
             checked += 1
-        body = await _example_body(harness.base_url, harness.token, provider, account)
+        body = await example_body(harness.base_url, harness.token, provider, account)
         assert body is not None
         created = await harness.unified("POST", provider, json=body)
         assert created.status == 201, (provider, created.text)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.e2e.test_contract import PROVIDERS
-from tests.harness import Harness
+from tests.harness import Harness, ServerThread, setup_store
+from unicrm.api.app import ServerConfig
 
 BASE = "/unified/crm/projects"
 DEEP = b'{"a":' * 300 + b"1" + b"}" * 300
@@ -231,3 +233,31 @@ async def test_limits_name_the_bound(harness: Harness) -> None:
     assert long_id.status == 400 and "256" in long_id.json()["message"]
     many = await harness.unified("GET", "capsule", query="&".join(f"k{i}=1" for i in range(300)))
     assert many.status == 400 and "256" in many.json()["message"]
+
+
+async def test_the_body_limit_is_configurable_and_bounds_chunked_bodies(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/limits.db"
+    token, _, _ = await setup_store(url, tmp_path, {})
+    with ServerThread(ServerConfig(database_url=url, data_dir=tmp_path, max_body=200)) as server:
+        h = Harness(server.base_url, token, "", {}, {}, url, tmp_path)
+        try:
+            body = orjson.dumps({"integration": "capsule", "context": {"access_token": "x" * 300}})
+            declared = await h.call("POST", "/integrated-account", data=body)
+            assert declared.status == 413 and "200 bytes" in declared.json()["message"]
+            small = await h.call(
+                "POST", "/integrated-account", json={"integration": "capsule", "context": {"access_token": "t0k3n"}}
+            )
+            assert small.status == 201, small.text
+        finally:
+            if h.session is not None:
+                await h.session.close()
+        # No Content-Length: the streamed chunks are counted.
+        chunk = b"x" * 150
+        raw = (
+            b"POST /integrated-account HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3
+            + b"0\r\n\r\n"
+        )
+        status, answer = await raw_exchange(h, raw)
+        assert status == 413 and orjson.loads(answer)["statusCode"] == 413

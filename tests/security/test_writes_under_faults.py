@@ -5,7 +5,9 @@
 - an unknown outcome (connection lost after sending, timeout) keeps the key: 502/504 with a
   `write_outcome_unknown` insight, and a retry with that key replays it without a provider call;
 - a failure after the provider wrote (a read-back) keeps the key with `write_happened`;
-- a 429 with a short Retry-After is waited out once by unicrm, a longer one is returned.
+- a 429 with a short Retry-After is waited out once by unicrm, a longer one is returned;
+- where the provider lets a record carry a reference of ours (Planhat's externalId), a lost
+  answer is settled by looking the record up.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ async def test_an_unknown_outcome_keeps_the_key(harness: Harness, provider: str,
     await script(harness, provider, [{"kind": kind, "seconds": 3, "match": endpoint_match(provider, "create")}])
     before = len(await harness.provider_requests(provider))
     first = await harness.unified("POST", provider, json=body, headers=key)
+    reference = all_providers()[provider].external_reference
+    if kind == "lose_answer" and reference is not None:
+        # The provider lets the record carry our reference: the lost answer is settled by a lookup.
+        assert first.status == 201, first.text
+        assert str(first.json()["remote_data"][reference.write_path]).startswith("unicrm-")
+        assert await creates_sent(harness, provider, before) == 1
+        assert await named(harness, provider, name) == 1
+        return
     assert first.status == (504 if kind == "hang" else 502), first.text
     insight = first.json()["truto_error_insight"]["write_outcome_unknown"]["description"]
     assert "may have been created" in insight and "Idempotency-Key" in insight
@@ -128,3 +138,15 @@ async def test_a_short_retry_after_is_waited_out_once(harness: Harness, provider
     assert limited.status == 429, limited.text
     assert await named(harness, provider, name) == 1
     assert await named(harness, provider, name + " late") == 0
+
+
+async def test_a_reference_of_the_client_is_kept_and_not_trusted_to_settle(harness: Harness) -> None:
+    provider = "planhat"
+    name = f"Own ref {uuid.uuid4().hex[:8]}"
+    body = {**(await create_body(harness, provider, name)), "remote_data": {"externalId": f"mine-{uuid.uuid4().hex[:6]}"}}
+    await script(harness, provider, [{"kind": "lose_answer", "match": endpoint_match(provider, "create")}])
+    first = await harness.unified("POST", provider, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert first.status == 502 and "write_outcome_unknown" in first.json()["truto_error_insight"], first.text
+    assert await named(harness, provider, name) == 1
+    found = await harness.unified("GET", provider, f"/extid-{body['remote_data']['externalId']}")
+    assert found.status == 200 and found.json()["name"] == name

@@ -16,11 +16,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
 from unicrm.store.database import Account, Store
+
+if TYPE_CHECKING:
+    from unicrm.api.webhook_worker import Events
 
 log = logging.getLogger("unicrm.accounts")
 CHANNEL = "unicrm_accounts"
@@ -111,9 +114,10 @@ class AccountCache:
 class StoreGateway:
     """The engine's `AccountGateway`: token refresh and reauth flags through the store."""
 
-    def __init__(self, store: Store, cache: AccountCache) -> None:
+    def __init__(self, store: Store, cache: AccountCache, events: Events | None = None) -> None:
         self.store = store
         self.cache = cache
+        self.events = events
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def refresh_context(
@@ -131,5 +135,14 @@ class StoreGateway:
         return dict(account.context)
 
     async def mark_needs_reauth(self, account_id: str, message: str) -> None:
-        await self.store.set_account_status(account_id, "needs_reauth", message)
+        changed = await self.store.set_account_status(account_id, "needs_reauth", message)
         await self.cache.changed(account_id)
+        if changed and self.events is not None:
+            # Only the request that flipped the status announces it (Truto's event name).
+            from unicrm.api.admin import account_document
+            from unicrm.providers import all_providers
+
+            account = await self.store.get_account(account_id)
+            if account is not None:
+                document = account_document(account, all_providers().get(account.integration))
+                await self.events.emit(account.environment_id, "integrated_account:authentication_error", document)

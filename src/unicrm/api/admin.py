@@ -39,12 +39,16 @@ def integration_document(provider: Provider) -> dict[str, Any]:
         props[c.name] = {"type": "string", "description": c.description, "x-secret": c.secret}
         if c.default is not None:
             props[c.name]["default"] = c.default
+        if c.form:
+            # What the hosted connect page asks for, and where the user finds it.
+            props[c.name]["x-connect-form"] = {"label": c.label or c.name, "where": c.where}
     return {
         "name": provider.name,
         "label": provider.label,
         "documentation_link": provider.docs_url,
         "authentication_method": provider.auth.scheme,
         "operations": sorted(provider.endpoints),
+        "connect": {"oauth2_authorization_code": provider.oauth_connect, "form": bool(provider.form_fields)},
         "context_schema": {
             "type": "object",
             "properties": props,
@@ -142,6 +146,29 @@ async def get_integration(request: Request) -> Response:
     return JSONResponse(integration_document(provider))
 
 
+async def new_account(state: AppState, environment: str, provider: Provider, tenant: str, context: Any) -> Account:
+    """Validate a context and create the account (the one path: POST /integrated-account and the connect page)."""
+    checked = validate_context(provider, context)
+    check_context(provider, state.engine.destinations[provider.name], checked)
+    account = await state.store.create_account(environment, provider.name, tenant, checked)
+    await state.events.emit(environment, "integrated_account:created", account_document(account, provider))
+    return account
+
+
+async def replace_credentials(state: AppState, account: Account, provider: Provider, context: Any) -> Account:
+    """A reconnect: the whole context replaced, status back to active, same id (the connect page)."""
+    checked = validate_context(provider, context)
+    check_context(provider, state.engine.destinations[provider.name], checked)
+    updated = await state.store.update_account(
+        account.id, account.environment_id, context=checked, status="active", last_error=None
+    )
+    if updated is None:
+        raise not_found("No such integrated account in this environment.")
+    await state.accounts.changed(updated)
+    await state.events.emit(account.environment_id, "integrated_account:active", account_document(updated, provider))
+    return updated
+
+
 @documented(
     Doc(
         "createIntegratedAccount",
@@ -161,17 +188,20 @@ async def create_account(request: Request) -> Response:
     tenant = body.get("tenant_id") or ""
     if not isinstance(tenant, str) or len(tenant) > MAX_TENANT_CHARS or not tenant.isprintable():
         raise bad_request(f"tenant_id must be a string of at most {MAX_TENANT_CHARS} printable characters.")
-    context = validate_context(provider, body.get("context"))
-    check_context(provider, state.engine.destinations[provider.name], context)
-    account = await state.store.create_account(environment, provider.name, tenant, context)
+    account = await new_account(state, environment, provider, tenant, body.get("context"))
     return JSONResponse(account_document(account, provider), status_code=201)
 
 
-def _account_id(request: Request) -> str:
+def account_id_or_400(value: str) -> str:
+    """The canonical form of an integrated account id, or a 400."""
     try:
-        return str(uuid.UUID(request.path_params["id"]))
+        return str(uuid.UUID(value))
     except ValueError:
-        raise bad_request(f"The integrated account id must be a UUID; got {request.path_params['id']!r}.") from None
+        raise bad_request(f"The integrated account id must be a UUID; got {value!r}.") from None
+
+
+def _account_id(request: Request) -> str:
+    return account_id_or_400(request.path_params["id"])
 
 
 async def _owned(request: Request) -> tuple[str, Account]:
@@ -307,6 +337,7 @@ async def update_account(request: Request) -> Response:
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
+    await state.events.emit(environment, "integrated_account:updated", account_document(updated, provider))
     return JSONResponse(account_document(updated, provider))
 
 
@@ -325,6 +356,8 @@ async def delete_account(request: Request) -> Response:
     environment, account = await _owned(request)
     await state.store.delete_account(account.id, environment)
     await state.accounts.changed(account.id)
+    provider = state.engine.providers.get(account.integration)
+    await state.events.emit(environment, "integrated_account:deleted", account_document(account, provider))
     return JSONResponse({"id": account.id})
 
 

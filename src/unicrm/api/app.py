@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from unicrm.api import admin, metrics, reference, unified
+from unicrm.api import admin, connect, link_tokens, metrics, reference, unified, webhooks
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.observe import ObservabilityMiddleware
 from unicrm.api.openapi import JSON, Doc, Reply, build_document, documented, with_server
@@ -40,6 +40,14 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Where browsers reach the server (connect links, the OAuth redirect URI); default: the
+    #: request's own origin, or `UNICRM_PUBLIC_URL`.
+    public_url: str | None = None
+    #: Run the webhook sender in this process (every server does by default).
+    send_webhooks: bool = True
+    #: Webhook endpoints may resolve to private addresses (a local receiver); env
+    #: UNICRM_WEBHOOK_PRIVATE_TARGETS=1. Otherwise only origins allowed with --allow-origin may.
+    webhook_private_targets: bool = field(default_factory=lambda: os.environ.get("UNICRM_WEBHOOK_PRIVATE_TARGETS") == "1")
     #: Origins provider calls may reach besides the declared ones (`--allow-origin`); the
     #: server adds those of `UNICRM_ALLOW_ORIGINS`.
     allow_origins: tuple[str, ...] = ()
@@ -197,6 +205,9 @@ def routes() -> list[BaseRoute]:
     return [
         *unified.ROUTES,
         *admin.ROUTES,
+        *link_tokens.ROUTES,
+        *connect.ROUTES,
+        *webhooks.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/plain", docs_plain, methods=["GET"]),
@@ -216,8 +227,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
-        app.state.unicrm = AppState.build(store, store.secret_box.derive_key("cursor"), config.timeouts, policy)
+        app.state.unicrm = AppState.build(
+            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, config.webhook_private_targets
+        )
         await app.state.unicrm.accounts.start()
+        if config.send_webhooks:
+            await app.state.unicrm.sender.start()
         # Everything built so far lives as long as the server: take it out of the garbage
         # collector's view, and collect young objects less often, so that full collections
         # stop re-walking ~100,000 start-up objects (about a fifth of the CPU in a profile).
@@ -239,6 +254,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     # Around the exception handlers, so that every answer (a 500 too) carries x-request-id and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, routes=lambda: route_templates(all_routes))
     app.state.openapi = build_document(all_routes)
+    app.state.public_url = config.public_url
     return app
 
 

@@ -45,12 +45,23 @@ class Doc:
     summary: str
     tag: str
     description: str = ""
-    params: tuple[str, ...] = ()
-    body: str | None = None  # component name of the JSON request body
+    #: names from the parameter catalogue, or whole parameter objects
+    params: tuple[str | dict[str, Any], ...] = ()
+    body: str | dict[str, Any] | None = None  # component name (or schema) of the request body
     body_example: Any = None
+    body_media: str = "application/json"
     replies: Mapping[int | str, Reply] = field(default_factory=dict)
     errors: tuple[int | str, ...] = ()
     auth: bool = True
+
+
+#: Component schemas that route modules declare next to their handlers (`register_schemas`).
+EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def register_schemas(schemas: Mapping[str, dict[str, Any]]) -> None:
+    """Add component schemas to the document (a route module's own answer and body shapes)."""
+    EXTRA_SCHEMAS.update(schemas)
 
 
 def documented(doc: Doc) -> Callable[[F], F]:
@@ -75,6 +86,7 @@ ERROR_TEXT: dict[int | str, str] = {
     404: "No such route, account or record",
     405: "The integration does not support this method",
     409: "A request with the same Idempotency-Key is still in progress",
+    410: "The link expired or was already used",
     413: "The request body is too large",
     414: "The query string is too long",
     415: "The request body is not JSON",
@@ -511,6 +523,14 @@ def _admin_schemas() -> dict[str, Any]:
             "documentation_link": {"type": ["string", "null"]},
             "authentication_method": {"type": "string"},
             "operations": {"type": "array", "items": {"type": "string", "enum": list(OPERATIONS)}},
+            "connect": {
+                "type": "object",
+                "description": "How the hosted connect page connects it",
+                "properties": {
+                    "oauth2_authorization_code": {"type": "boolean", "description": "sign in with OAuth"},
+                    "form": {"type": "boolean", "description": "a form of context fields (an API key)"},
+                },
+            },
             "context_schema": {"type": "object", "description": "JSON Schema of the account context (x-secret marks secrets)"},
         },
         "additionalProperties": False,
@@ -716,13 +736,20 @@ def _content(content: Mapping[str, Any], example: Any) -> dict[str, Any]:
     return out
 
 
+def _parameter(item: str | dict[str, Any], params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    spec = params[item]
+    return {"name": spec.get("name", item), **{k: v for k, v in spec.items() if k != "name"}}
+
+
 def _operation(doc: Doc, path_params: Iterable[str], params: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    names = list(doc.params)
+    parameters = [_parameter(item, params) for item in doc.params]
+    declared = {(p["name"], p["in"]) for p in parameters}
     for name in path_params:
-        if name not in names and not any(params[n].get("name") == name and params[n]["in"] == "path" for n in names):
-            names.insert(0, name)
-    parameters = [{"name": params[n].get("name", n), **{k: v for k, v in params[n].items() if k != "name"}} for n in names]
-    parameters.append({"name": "x-request-id", **{k: v for k, v in params["x-request-id"].items() if k != "name"}})
+        if (name, "path") not in declared:
+            parameters.insert(0, {"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+    parameters.append(_parameter("x-request-id", params))
     op: dict[str, Any] = {
         "operationId": doc.operation_id,
         "summary": doc.summary,
@@ -732,10 +759,10 @@ def _operation(doc: Doc, path_params: Iterable[str], params: dict[str, dict[str,
     if doc.description:
         op["description"] = doc.description
     if doc.body:
-        body: dict[str, Any] = {"schema": ref(doc.body)}
+        body: dict[str, Any] = {"schema": ref(doc.body) if isinstance(doc.body, str) else doc.body}
         if doc.body_example is not None:
             body["example"] = doc.body_example
-        op["requestBody"] = {"required": True, "content": {JSON: body}}
+        op["requestBody"] = {"required": True, "content": {doc.body_media: body}}
     responses: dict[str, Any] = {}
     for status, reply in doc.replies.items():
         entry: dict[str, Any] = {"description": reply.description}
@@ -748,10 +775,15 @@ def _operation(doc: Doc, path_params: Iterable[str], params: dict[str, dict[str,
     errors = list(doc.errors) + [code for code in ALWAYS_ERRORS if code not in doc.errors]
     for status in sorted(errors, key=str):
         headers = ("x-request-id", *(("Retry-After", *RATE_HEADERS) if status == 429 else ()))
+        error = {JSON: {"schema": ref("Error")}}
+        if str(status) in responses:
+            # The operation also answers this status itself (an HTML problem page): both bodies are possible.
+            responses[str(status)].setdefault("content", {}).update(error)
+            continue
         responses[str(status)] = {
             "description": ERROR_TEXT[status],
             "headers": {h: HEADERS[h] for h in headers},
-            "content": {JSON: {"schema": ref("Error")}},
+            "content": error,
         }
     op["responses"] = responses
     if not doc.auth:
@@ -776,6 +808,8 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
     tags = [
         {"name": "Projects", "description": "Unified CRM API: one API for projects in every CRM"},
         {"name": "Integrations and accounts", "description": "What can be connected, and the connected accounts"},
+        {"name": "Connect", "description": "Link tokens and the hosted connect page your customers use to connect their CRM"},
+        {"name": "Webhooks", "description": "Signed account events sent to your endpoints"},
         {"name": "Operations", "description": "Health, readiness, metrics and this reference"},
     ]
     used = {op["tags"][0] for ops in paths.values() for op in ops.values()}
@@ -795,7 +829,7 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
         "tags": [t for t in tags if t["name"] in used],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token of an environment"}},
-            "schemas": resource_schemas(PROJECTS) | _shared_record_schemas() | _admin_schemas(),
+            "schemas": resource_schemas(PROJECTS) | _shared_record_schemas() | _admin_schemas() | EXTRA_SCHEMAS,
         },
         "security": [{"bearer": []}],
         "paths": paths,

@@ -117,7 +117,8 @@ def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
             op = item.get(method)
             if op is None:
                 continue
-            body = (op.get("requestBody") or {}).get("content", {}).get("application/json")
+            body_content = (op.get("requestBody") or {}).get("content", {})
+            body_media, body = next(iter(body_content.items()), (None, None))
             responses = []
             for status, reply in op["responses"].items():
                 content = reply.get("content", {})
@@ -156,6 +157,7 @@ def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
                         for p in op.get("parameters", ())
                     ],
                     "body": {
+                        "media": body_media,
                         "label": type_label(body.get("schema")),
                         "refs": _refs(body.get("schema")),
                         "example": _pretty(body["example"]) if "example" in body else None,

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
+from unicrm.api.webhook_worker import Events, WebhookSender
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
 from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
+from unicrm.store.connect import ConnectStore
 from unicrm.store.database import Store
+from unicrm.store.webhooks import WebhookStore
 
 
 @dataclass
@@ -24,18 +27,42 @@ class AppState:
     accounts: AccountCache
     auth: TokenAuthenticator
     pool: SessionPool
+    connect: ConnectStore
+    webhooks: WebhookStore
+    sender: WebhookSender
+    events: Events
 
     @classmethod
     def build(
-        cls, store: Store, cursor_secret: bytes, timeouts: Timeouts | None = None, policy: OriginPolicy | None = None
+        cls,
+        store: Store,
+        cursor_secret: bytes,
+        timeouts: Timeouts | None = None,
+        policy: OriginPolicy | None = None,
+        webhook_private_targets: bool = False,
     ) -> AppState:
         pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
-        engine = Engine(all_providers(), pool, StoreGateway(store, accounts), CursorCodec(cursor_secret))
+        webhooks = WebhookStore(store)
+        sender = WebhookSender(webhooks, policy=policy, private_targets=webhook_private_targets)
+        events = Events(webhooks, sender)
+        gateway = StoreGateway(store, accounts, events)
+        engine = Engine(all_providers(), pool, gateway, CursorCodec(cursor_secret))
         accounts.listeners.append(engine.forget_account)
-        return cls(store=store, engine=engine, accounts=accounts, auth=TokenAuthenticator(store), pool=pool)
+        return cls(
+            store=store,
+            engine=engine,
+            accounts=accounts,
+            auth=TokenAuthenticator(store),
+            pool=pool,
+            connect=ConnectStore(store),
+            webhooks=webhooks,
+            sender=sender,
+            events=events,
+        )
 
     async def close(self) -> None:
+        await self.sender.stop()
         await self.accounts.stop()
         await self.pool.close()
         await self.store.close()

@@ -127,7 +127,10 @@ async def create_project(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
     body = await _body(request)
-    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query))
+    key = request.headers.get("idempotency-key")
+    # A reference derived from the key: stable across retries, never the key itself.
+    reference = "unicrm-" + hashlib.sha256(f"{account.environment_id}\0{key}".encode()).hexdigest()[:32] if key else None
+    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query, reference))
 
 
 @documented(unified_doc("update", "updateProject", "Update a project", "Only the fields sent change; null clears a field."))

@@ -12,14 +12,19 @@ API) for tests and benchmarks: `POST faults`, `POST script`, `POST reset`, `GET 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import html
 import random
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
@@ -32,6 +37,100 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key"})
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response (orjson)."""
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+CONSENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Authorize {app} · {label}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
+button{{font:inherit;padding:.6rem 1.2rem;margin:.3rem .3rem 0 0;min-height:2.75rem}}</style></head>
+<body><h1>{label} (emulator)</h1>
+<p><strong>{app}</strong> would like to access your {label} account{scope}.</p>
+<form method="post" action="{action}">{hidden}
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form></body></html>"""
+
+
+@dataclass
+class _IssuedCode:
+    client_id: str
+    redirect_uri: str
+    expires: float
+    challenge: str | None
+
+
+class AuthorizationCodes:
+    """An emulator's OAuth2 authorization-code grant: the consent page and single-use codes.
+
+    The provider module decides the paths and the answers' shape; this keeps what every
+    authorization server does: a consent page (Approve / Deny) for a known client, a redirect
+    with `code` and `state` (or `error=access_denied`), codes that work once, within `ttl_s`,
+    for the same client and redirect URI (and the PKCE verifier when a challenge was sent).
+    """
+
+    def __init__(self, label: str, clients: dict[str, str], ttl_s: float = 600.0) -> None:
+        self.label = label
+        self.clients = clients
+        self.ttl_s = ttl_s
+        self._codes: dict[str, _IssuedCode] = {}
+
+    def _page_error(self, message: str) -> web.Response:
+        return web.Response(text=f"<!doctype html><h1>{html.escape(message)}</h1>", status=400, content_type="text/html")
+
+    async def consent(self, request: web.Request) -> web.Response:
+        """GET of the authorize endpoint: the consent page, or an error page for a bad client."""
+        query = request.query
+        if query.get("client_id") not in self.clients:
+            return self._page_error("Unknown client_id: this application is not registered.")
+        if query.get("response_type") != "code" or not query.get("redirect_uri"):
+            return self._page_error("response_type=code and a redirect_uri are required.")
+        keep = ("client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method")
+        hidden = "".join(
+            f'<input type="hidden" name="{k}" value="{html.escape(query[k], quote=True)}">' for k in keep if k in query
+        )
+        scope = f" ({html.escape(query['scope'])})" if query.get("scope") else ""
+        page = CONSENT_PAGE.format(
+            app=html.escape(query["client_id"]), label=self.label, scope=scope, action=request.path, hidden=hidden
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def decide(self, request: web.Request) -> web.Response:
+        """POST of the consent form: back to the client with a code, or with access_denied."""
+        form = await request.post()
+        client_id = str(form.get("client_id", ""))
+        redirect_uri = str(form.get("redirect_uri", ""))
+        if client_id not in self.clients or not redirect_uri:
+            return self._page_error("Unknown client_id or missing redirect_uri.")
+        params: dict[str, str] = {}
+        if form.get("decision") == "approve":
+            code = secrets.token_urlsafe(24)
+            challenge = str(form["code_challenge"]) if form.get("code_challenge") else None
+            self._codes[code] = _IssuedCode(client_id, redirect_uri, time.time() + self.ttl_s, challenge)
+            params["code"] = code
+        else:
+            params["error"] = "access_denied"
+        if form.get("state"):
+            params["state"] = str(form["state"])
+        separator = "&" if "?" in redirect_uri else "?"
+        raise web.HTTPFound(redirect_uri + separator + urlencode(params))
+
+    def redeem(self, data: dict[str, str]) -> str | None:
+        """Check an authorization_code grant; None if good, else the OAuth error code."""
+        client_id = data.get("client_id", "")
+        if self.clients.get(client_id) != data.get("client_secret") or client_id not in self.clients:
+            return "invalid_client"
+        issued = self._codes.pop(data.get("code", ""), None)
+        if issued is None or issued.expires < time.time():
+            return "invalid_grant"
+        if issued.client_id != client_id or issued.redirect_uri != data.get("redirect_uri"):
+            return "invalid_grant"
+        if issued.challenge is not None:
+            verifier = data.get("code_verifier", "")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if digest != issued.challenge:
+                return "invalid_grant"
+        return None
 
 
 @dataclass
@@ -135,6 +234,14 @@ class Emulator:
     def context(self, base_url: str) -> dict[str, Any]:
         """The unicrm integrated-account context that authenticates against this emulator."""
         return {"base_url": base_url}
+
+    def personal_credentials(self, base_url: str) -> dict[str, Any]:
+        """What a user would paste on the connect page's form (default: the ready context)."""
+        return self.context(base_url)
+
+    def oauth_client(self) -> tuple[str, str] | None:
+        """The OAuth app (client id, secret) registered with this emulator, if it has an authorize endpoint."""
+        return None
 
     def error_response(self, status: int, message: str) -> web.Response:
         """The provider's error body for a given status (used by injected faults)."""

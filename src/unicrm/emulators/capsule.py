@@ -1,8 +1,9 @@
 """Capsule CRM v2 emulator: projects (`/kases`) and what they refer to.
 
 Held to Capsule's documentation (shared/reference/providers-capsule-insightly-pipeliner.md §1):
-Bearer auth with 401 + `WWW-Authenticate`; OAuth2 refresh at `POST /oauth/token` (rotating the
-refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
+Bearer auth with 401 + `WWW-Authenticate`; OAuth2: the authorization-code grant (consent page
+with Approve / Deny at `GET /oauth/authorise`, codes exchanged once at `POST /oauth/token`) and
+refresh at the same endpoint (rotating the refresh token); `page`/`perPage` (1–100, default 50) with an RFC 5988 `Link` header; `since`;
 `embed=tags,fields`; `{"kase": ...}` envelopes; 201 + `Location` on create; partial `PUT`;
 204 on delete; 422 `{"message": "Validation Failed", "errors": [...]}`; 404
 `{"message": "Could not find resource"}`; `X-RateLimit-*` headers (reset as epoch seconds) and
@@ -23,7 +24,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from unicrm.emulators.base import Emulator, json_response
+from unicrm.emulators.base import AuthorizationCodes, Emulator, json_response
 
 BASE = "/api/v2"
 ORGS = (
@@ -101,6 +102,9 @@ class CapsuleEmulator(Emulator):
         self.token_expiry: dict[str, float] = {}
         self.refresh_tokens = {"capsule-refresh-1"}
         self.client = ("capsule-client", "capsule-secret")
+        # Kept across resets: the routes are bound to this object.
+        if not hasattr(self, "codes"):
+            self.codes = AuthorizationCodes("Capsule CRM", {self.client[0]: self.client[1]})
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -132,6 +136,12 @@ class CapsuleEmulator(Emulator):
         }
 
     # ------------------------------------------------------------------ provider specifics
+    def personal_credentials(self, base_url: str) -> dict[str, Any]:
+        return {"base_url": base_url, "access_token": "capsule-personal-token"}
+
+    def oauth_client(self) -> tuple[str, str] | None:
+        return self.client
+
     def error_response(self, status: int, message: str) -> web.Response:
         return json_response({"message": message}, status)
 
@@ -139,6 +149,8 @@ class CapsuleEmulator(Emulator):
         return json_response({"error": "rate limit reached"}, 429, headers)
 
     def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/oauth/authorise", self.codes.consent)
+        router.add_post("/oauth/authorise", self.codes.decide)
         router.add_post("/oauth/token", self.oauth_token)
         router.add_get(BASE + "/kases", self.list_kases)
         router.add_post(BASE + "/kases", self.create_kase)
@@ -168,21 +180,27 @@ class CapsuleEmulator(Emulator):
     async def oauth_token(self, request: web.Request) -> web.Response:
         form = await request.post()
         self.count("token_requests")
-        if form.get("grant_type") != "refresh_token":
+        if form.get("grant_type") == "authorization_code":
+            refused = self.codes.redeem({k: str(v) for k, v in form.items()})
+            if refused:
+                return json_response({"error": refused}, 401 if refused == "invalid_client" else 400)
+            self.count("code_exchanges")
+        elif form.get("grant_type") != "refresh_token":
             return json_response({"error": "unsupported_grant_type"}, 400)
-        if (form.get("client_id"), form.get("client_secret")) != self.client:
+        elif (form.get("client_id"), form.get("client_secret")) != self.client:
             return json_response({"error": "invalid_client"}, 401)
-        refresh = str(form.get("refresh_token", ""))
-        if refresh not in self.refresh_tokens:
-            return json_response({"error": "invalid_grant"}, 400)
-        # Capsule may rotate refresh tokens: this emulator always does, and the old one dies.
-        self.refresh_tokens.discard(refresh)
+        else:
+            refresh = str(form.get("refresh_token", ""))
+            if refresh not in self.refresh_tokens:
+                return json_response({"error": "invalid_grant"}, 400)
+            # Capsule may rotate refresh tokens: this emulator always does, and the old one dies.
+            self.refresh_tokens.discard(refresh)
+            self.count("refreshes")
         new_refresh = "capsule-refresh-" + secrets.token_hex(6)
         self.refresh_tokens.add(new_refresh)
         access = "capsule-oauth-" + secrets.token_hex(8)
         self.valid_tokens.add(access)
         self.token_expiry[access] = time.time() + 3600
-        self.count("refreshes")
         return json_response(
             {
                 "access_token": access,

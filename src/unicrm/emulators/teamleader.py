@@ -8,7 +8,10 @@ change only through their idempotent add/remove actions; `projects.close` needs 
 `closing_strategy`, `projects.delete` a `delete_strategy`; errors are `{"errors": [{"title",
 "status"}]}`; rate-limit headers `X-RateLimit-Limit/-Remaining/-Reset` (an ISO timestamp).
 
-OAuth2 (`POST /oauth2/access_token`, form or JSON): access tokens live one hour (an expired
+OAuth2: the authorization-code grant (consent page with Approve / Deny at `GET
+/oauth2/authorize`; a code is single use and valid 10 minutes, exchanged at `POST
+/oauth2/access_token` with the same redirect URI) and refresh (`POST /oauth2/access_token`, form
+or JSON): access tokens live one hour (an expired
 one is a 401), refresh tokens are single use (a used one is 400 `invalid_grant`); each refresh
 is counted in `/_emulator/stats` as `refreshes`.
 
@@ -38,7 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
-from unicrm.emulators.base import Emulator, json_response
+from unicrm.emulators.base import AuthorizationCodes, Emulator, json_response
 
 SEEDED_PROJECTS = 36
 MAX_PAGE = 100
@@ -155,6 +158,9 @@ class TeamleaderEmulator(Emulator):
         self.next_key = self.size
         self.me = _uuid(1, 1)
         self.client = ("teamleader-client", "teamleader-secret")
+        # Kept across resets: the routes are bound to this object.
+        if not hasattr(self, "codes"):
+            self.codes = AuthorizationCodes("Teamleader Focus", {self.client[0]: self.client[1]})
         self.tokens: dict[str, float] = {}
         self.refresh_tokens: set[str] = {"teamleader-refresh-1"}
 
@@ -273,6 +279,9 @@ class TeamleaderEmulator(Emulator):
         if access_token in self.tokens:
             self.tokens[access_token] = time.time() - 1
 
+    def oauth_client(self) -> tuple[str, str] | None:
+        return self.client
+
     def error_response(self, status: int, message: str) -> web.Response:
         return json_response({"errors": [{"title": message, "status": status}]}, status)
 
@@ -286,6 +295,8 @@ class TeamleaderEmulator(Emulator):
         return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}
 
     def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/oauth2/authorize", self.codes.consent)
+        router.add_post("/oauth2/authorize", self.codes.decide)
         router.add_post("/oauth2/access_token", self.access_token)
         actions: dict[str, Callable[[dict[str, Any]], Awaitable[web.Response]]] = {
             "/projects-v2/projects.list": self.projects_list,
@@ -342,6 +353,15 @@ class TeamleaderEmulator(Emulator):
         self.count("token_requests")
         if (data.get("client_id"), data.get("client_secret")) != self.client:
             return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+        if data.get("grant_type") == "authorization_code":
+            refused = self.codes.redeem(data)
+            if refused:
+                return json_response({"error": refused, "error_description": "The authorization code is invalid."}, 400)
+            self.count("code_exchanges")
+            access, new_refresh = self.issue_tokens()
+            return json_response(
+                {"token_type": "Bearer", "expires_in": TOKEN_TTL_S, "access_token": access, "refresh_token": new_refresh}
+            )
         if data.get("grant_type") != "refresh_token":
             return json_response({"error": "unsupported_grant_type"}, 400)
         refresh = data.get("refresh_token", "")

@@ -8,6 +8,7 @@ builds URLs or handles credentials itself. Every exchange can be recorded (redac
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -106,20 +107,13 @@ class ProviderCall:
         """Every form in which this account's credentials could come back to us.
 
         The context's secret values, the auth headers sent (a Basic token is not in the context
-        as such), and their JSON-escaped and URL-encoded forms, longest first so that a longer
-        secret is replaced before a shorter one inside it.
+        as such), and their JSON-escaped and URL-encoded forms (see `secret_forms`).
         """
         raw = {str(self.context.get(c.name)) for c in self.provider.context if c.secret and self.context.get(c.name)}
         for value in auth_headers(self.provider.auth, self.context).values():
             raw.add(value)
             raw.add(value.partition(" ")[2])
-        variants: set[str] = set()
-        for secret in raw:
-            if len(secret) < MIN_SECRET_LENGTH:
-                continue
-            variants.update({secret, orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)})
-        self._secrets = tuple(sorted(variants, key=len, reverse=True))
-        self._needles = tuple(v.encode() for v in self._secrets)
+        self._secrets, self._needles = secret_forms(frozenset(raw))
 
     # ------------------------------------------------------------------ building requests
     def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
@@ -363,7 +357,8 @@ class ProviderCall:
         """
         body = response.body
         dirty_body = any(n in body for n in self._needles)
-        dirty_headers = any(self.redact(v) != v for v in response.headers.values())
+        joined = "\n".join(response.headers.values())
+        dirty_headers = any(secret in joined for secret in self._secrets)
         if not dirty_body and not dirty_headers:
             return response
         for needle in self._needles:
@@ -407,6 +402,22 @@ class ProviderCall:
 
     def debug_exchanges(self) -> list[Exchange]:
         return [self._redacted(e) for e in self.exchanges]
+
+
+@functools.lru_cache(maxsize=4096)
+def secret_forms(raw: frozenset[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """Each secret as sent, JSON-escaped and URL-encoded, longest first (so that a longer
+    secret is replaced before a shorter one inside it); cached, since every request of an
+    account asks for the same set."""
+    variants: set[str] = set()
+    for secret in raw:
+        if len(secret) < MIN_SECRET_LENGTH:
+            continue
+        escaped = orjson.dumps(secret).decode()[1:-1]
+        # `\/` too: some JSON encoders (PHP's among them) escape the slash.
+        variants.update({secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe=""), quote_plus(secret)})
+    ordered = tuple(sorted(variants, key=len, reverse=True))
+    return ordered, tuple(v.encode() for v in ordered)
 
 
 class _Ctx(dict[str, Any]):

@@ -19,7 +19,7 @@ from unicrm.engine.calls import AccountGateway, Exchange, ProviderCall, rate_lim
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.errors import ApiError, bad_request
 from unicrm.engine.formats import exclude_fields, key_by, normalize
-from unicrm.engine.mapping import CompiledMapping, MappingError, compile_mapping, deep_merge, get_path
+from unicrm.engine.mapping import CompiledMapping, MappingError, compile_mapping, deep_merge, get_path, set_path
 from unicrm.engine.options import Filter, Options, parse_options
 from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
@@ -128,6 +128,21 @@ class Engine:
             self._lookups[key] = (now + lookup.ttl_s, table)
             out[lookup.name] = table
         return out
+
+    async def probe(self, integration: str, context: Mapping[str, Any]) -> None:
+        """One read-only call with these credentials (the first project of the first page).
+
+        Raises the `ApiError` the provider's answer maps to (401 for rejected credentials).
+        Nothing is stored: the probe's gateway refreshes in memory and marks no account.
+        """
+        provider = self.providers[integration]
+        endpoint = provider.endpoints["list"]
+        paginator = self.paginators[integration]
+        destinations = self.destinations[integration]
+        call = ProviderCall(
+            provider, self.mappings[integration], "probe", dict(context), self.pool, _ProbeGateway(), destinations
+        )
+        await call.call(endpoint, params=paginator.params(paginator.first(), 1))
 
     def forget_account(self, account_id: str) -> None:
         """Drop cached reference data of an account (its context changed)."""
@@ -283,13 +298,16 @@ class Engine:
         return self._single(call, mapping, record, lookups, opts, 200, headers)
 
     # ------------------------------------------------------------------ create / update
-    async def create(self, account: AccountLike, body: Any, query: dict[str, Any]) -> Result:
-        return await self._write("create", account, None, body, query)
+    async def create(self, account: AccountLike, body: Any, query: dict[str, Any], reference: str | None = None) -> Result:
+        """Create a project; `reference` (derived from the Idempotency-Key) lets a lost answer be settled."""
+        return await self._write("create", account, None, body, query, reference)
 
     async def update(self, account: AccountLike, record_id: str, body: Any, query: dict[str, Any]) -> Result:
         return await self._write("update", account, record_id, body, query)
 
-    async def _write(self, op: Op, account: AccountLike, record_id: str | None, body: Any, query: dict[str, Any]) -> Result:
+    async def _write(
+        self, op: Op, account: AccountLike, record_id: str | None, body: Any, query: dict[str, Any], reference: str | None = None
+    ) -> Result:
         opts = parse_options(query)
         provider, mapping, call = self._open(account, op)
         endpoint = provider.endpoints[op]
@@ -320,6 +338,12 @@ class Engine:
             before_resp = await call.call(provider.endpoints["get"], record_id)
             before = self._record(provider, provider.endpoints["get"], before_resp)
         provider_body = await provider.hooks.before_write(op, call, record_id, fields, provider_body, before)
+        spec = provider.external_reference
+        if op != "create" or spec is None or not reference or get_path(provider_body, spec.write_path) not in (None, ""):
+            # Only a reference of ours settles an outcome: one the client set may be shared by other records.
+            reference = None
+        else:
+            set_path(provider_body, spec.write_path, reference)
         record: dict[str, Any] | None = None
         response: ProviderResponse | None = None
         new_id: str | None = record_id
@@ -327,18 +351,25 @@ class Engine:
         # actions) leaves an empty body: sending it would only spend a provider request.
         nothing_to_send = op == "update" and not provider_body and bool(fields)
         if not nothing_to_send:
+            answered_by = endpoint
             try:
                 response = await call.call(endpoint, record_id, params=opts.remote_query, body=provider_body)
             except ApiError as exc:
-                if exc.outcome == "unknown":
+                if exc.outcome != "unknown":
+                    raise
+                found = await self._settle(provider, call, reference)
+                if found is None:
                     exc.insight = {**exc.insight, **_unknown_outcome(provider, op, account.id)}
-                raise
+                    raise
+                # The answer was lost but the record is there: the create happened, once.
+                assert spec is not None
+                response, answered_by = found, spec.lookup
             try:
-                if endpoint.returns == "record":
-                    record = self._record(provider, endpoint, response)
+                if answered_by.returns == "record":
+                    record = self._record(provider, answered_by, response)
                     new_id = _record_id(mapping, record, lookups)
-                elif endpoint.returns == "id":
-                    new_id = str(get_path(_json(provider, response), endpoint.id_path))
+                elif answered_by.returns == "id":
+                    new_id = str(get_path(_json(provider, response), answered_by.id_path))
                 if not new_id or new_id == "None":
                     raise _unreadable(provider, response, "the id of the record")
             except ApiError as exc:
@@ -359,6 +390,20 @@ class Engine:
         if opts.format == "raw":
             return Result(status=201 if op == "create" else 200, body=record, headers=headers)
         return self._single(call, mapping, record, lookups, opts, 201 if op == "create" else 200, headers)
+
+    async def _settle(self, provider: Provider, call: ProviderCall, reference: str | None) -> ProviderResponse | None:
+        """The record a lost create wrote, found by our reference; None when not found (yet).
+
+        Not found does not prove nothing was written (a timed-out request may still land), so
+        it leaves the outcome unknown; only a found record settles it.
+        """
+        spec = provider.external_reference
+        if spec is None or not reference:
+            return None
+        try:
+            return await call.call(spec.lookup, reference)
+        except ApiError:
+            return None
 
     # ------------------------------------------------------------------ delete
     async def delete(self, account: AccountLike, record_id: str, query: dict[str, Any]) -> Result:
@@ -452,6 +497,21 @@ class Engine:
             "truto_skip_api_call": True,
             "request": {"url": planned.url, **_options(planned)},
         }
+
+
+class _ProbeGateway:
+    """The gateway of a credential probe: no account exists yet, so nothing is persisted."""
+
+    async def refresh_context(
+        self,
+        account_id: str,
+        needs: Callable[[dict[str, Any]], bool],
+        refresh: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        raise ApiError(401, "These OAuth credentials need a refresh before use; connect again.", remote=True)
+
+    async def mark_needs_reauth(self, account_id: str, message: str) -> None:
+        return None
 
 
 def destinations_of(provider: Provider, policy: OriginPolicy) -> Destinations:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -124,6 +127,80 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
     return new
 
 
+def pkce_pair() -> tuple[str, str]:
+    """An RFC 7636 code verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorization_url(
+    auth: Auth, *, authorize_url: str, client_id: str, redirect_uri: str, state: str, code_challenge: str | None
+) -> str:
+    """Where the browser goes to consent: the provider's authorize endpoint with our parameters."""
+    params = {"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "state": state}
+    if auth.scopes:
+        params["scope"] = auth.scope_separator.join(auth.scopes)
+    if code_challenge:
+        params["code_challenge"] = code_challenge
+        params["code_challenge_method"] = "S256"
+    return authorize_url + ("&" if "?" in authorize_url else "?") + urlencode(params)
+
+
+class ExchangeFailed(Exception):
+    """The token endpoint refused the code (`refused`) or could not be reached (`unreachable`)."""
+
+    def __init__(self, kind: str, status: int | None, body: Any = None) -> None:
+        super().__init__(f"code exchange {kind} (HTTP {status})")
+        self.kind = kind
+        self.status = status
+        self.body = body
+
+
+async def exchange_code(
+    pool: SessionPool,
+    destinations: Destinations,
+    *,
+    token_url: str,
+    code: str,
+    redirect_uri: str,
+    client_id: str,
+    client_secret: str,
+    code_verifier: str | None,
+) -> dict[str, Any]:
+    """The authorization-code grant: the token endpoint's JSON answer (access and refresh token).
+
+    The token URL must be one of the provider's allowed origins (a 400 otherwise), and a
+    redirect is never followed (it would hand the code and client secret to another host).
+    """
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    if code_verifier:
+        form["code_verifier"] = code_verifier
+    session = session_or_refusal(pool, token_url, destinations)
+    try:
+        async with asyncio.timeout(pool.timeouts.read):
+            async with session.post(token_url, data=form, headers={"Accept": "application/json"}, allow_redirects=False) as resp:
+                status = resp.status
+                body = await resp.read()
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        raise ExchangeFailed("unreachable", None) from None
+    try:
+        data = orjson.loads(body) if body.strip() else None
+    except ValueError:
+        data = None
+    if status >= 500:
+        raise ExchangeFailed("unreachable", status, data)
+    if status >= 300 or not isinstance(data, dict) or not data.get("access_token"):
+        raise ExchangeFailed("refused", status, data)
+    return data
+
+
 class RefreshRefused(Exception):
     """The provider refused to refresh the token: the account must be reconnected."""
 
@@ -134,4 +211,15 @@ class RefreshRefused(Exception):
 
 
 # `send` is re-exported for hooks that need a raw call outside an account context.
-__all__ = ["AUTH_FLOWS", "RefreshRefused", "auth_headers", "needs_refresh", "refresh_oauth2", "send"]
+__all__ = [
+    "AUTH_FLOWS",
+    "ExchangeFailed",
+    "RefreshRefused",
+    "auth_headers",
+    "authorization_url",
+    "exchange_code",
+    "needs_refresh",
+    "pkce_pair",
+    "refresh_oauth2",
+    "send",
+]

@@ -190,6 +190,9 @@ class Destinations:
         self.label = label
         self.declared = tuple(declared)
         self.operator = tuple(operator)
+        # `scheme://netloc` text → the rule it passed with. The origin of a URL depends only on
+        # that text, so a hit skips the parse (this runs for every provider call).
+        self._passed: dict[str, OriginRule] = {}
 
     def rule_for(self, url: str) -> OriginRule | None:
         origin = origin_of(url)
@@ -205,6 +208,10 @@ class Destinations:
 
     def check(self, url: str) -> OriginRule:
         """The rule that lets this URL through, or `OutboundRefused`."""
+        parts = url.split("/", 3)
+        prefix = "/".join(parts[:3]) if len(parts) > 3 else None
+        if prefix is not None and (hit := self._passed.get(prefix)) is not None:
+            return hit
         try:
             origin = origin_of(url)
         except OriginError as exc:
@@ -212,6 +219,8 @@ class Destinations:
         rule = self.rule_for(url)
         if rule is None:
             raise OutboundRefused(str(origin), self.refusal(str(origin)))
+        if prefix is not None and len(self._passed) < 4096:
+            self._passed[prefix] = rule
         return rule
 
     def refusal(self, origin: str) -> str:

@@ -154,7 +154,14 @@ PROVIDER = Provider(
     docs_url="https://developer.capsulecrm.com/v2/operations/Project",
     base_url="https://api.capsulecrm.com/api/v2",
     context=(
-        ContextField("access_token", "A personal access token or an OAuth2 access token", secret=True),
+        ContextField(
+            "access_token",
+            "A personal access token or an OAuth2 access token",
+            secret=True,
+            form=True,
+            label="Personal access token",
+            where="In Capsule: My Preferences → API Authentication Tokens → Generate new API token.",
+        ),
         ContextField("refresh_token", "OAuth2 refresh token (OAuth accounts only)", required=False, secret=True),
         ContextField("client_id", "OAuth2 client id (OAuth accounts only)", required=False),
         ContextField("client_secret", "OAuth2 client secret (OAuth accounts only)", required=False, secret=True),
@@ -162,7 +169,13 @@ PROVIDER = Provider(
         ContextField("token_url", "OAuth2 token endpoint override", required=False),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
     ),
-    auth=Auth("oauth2", token_key="access_token", token_url="https://api.capsulecrm.com/oauth/token"),
+    auth=Auth(
+        "oauth2",
+        token_key="access_token",
+        token_url="https://api.capsulecrm.com/oauth/token",
+        authorize_url="https://api.capsulecrm.com/oauth/authorise",
+        scopes=("read", "write"),
+    ),
     headers={"Accept": "application/json"},
     endpoints={
         "list": Endpoint("GET", "/kases", query=EMBED),

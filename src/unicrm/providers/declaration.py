@@ -345,6 +345,20 @@ class Endpoint:
         return self.method == "GET" if self.safe is None else self.safe
 
 
+@dataclass(frozen=True)
+class ExternalReference:
+    """A key of the caller's that a created record can carry and be found by (Planhat's `externalId`).
+
+    On a create with an Idempotency-Key, the engine writes a reference derived from the key to
+    `write_path` (unless the body already sets it) and, when the answer is lost, reads
+    `lookup` (`{id}` is the reference): found means the create happened, so it completes
+    instead of answering an unknown outcome.
+    """
+
+    write_path: str
+    lookup: Endpoint
+
+
 # --------------------------------------------------------------------------- pagination
 @dataclass(frozen=True)
 class Pagination:
@@ -379,6 +393,10 @@ URL_CONTEXT_KEYS = frozenset({"base_url", "token_url"})
 class ContextField:
     """One key of an integrated account's `context` (credentials or instance settings).
 
+    `form` puts the key on the hosted connect page's form (`label` names the input, `where`
+    tells the user where to find the value); a secret is a password input. A provider with no
+    `form` key is connected by OAuth only.
+
     `pattern` (a regular expression the whole value must match) is required of a value that
     is templated into a host name (an Insightly pod, a Pipeliner region), so that the origin
     a call goes to stays one of the provider's own. `url` marks a value that is a URL
@@ -390,6 +408,9 @@ class ContextField:
     required: bool = True
     secret: bool = False
     default: Any = None
+    form: bool = False
+    label: str | None = None
+    where: str | None = None
     pattern: str | None = None
     url: bool = False
 
@@ -405,6 +426,10 @@ class Auth:
     Schemes: `bearer` (token from `token_key`), `basic` (`username_key`, `password_key`;
     a missing password key means an empty password), `oauth2` (bearer access token that is
     refreshed at `token_url` with the refresh token, rotating it when the provider does).
+
+    `authorize_url` (with `scopes`, joined by `scope_separator`, and `pkce` when the provider
+    supports RFC 7636) lets the hosted connect page run the authorization-code flow; the code
+    is exchanged at `token_url`.
     """
 
     scheme: Literal["bearer", "basic", "oauth2"]
@@ -413,6 +438,10 @@ class Auth:
     password_key: str | None = None
     token_url: str | None = None
     refresh_margin_s: int = 120
+    authorize_url: str | None = None
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    pkce: bool = False
 
 
 @dataclass(frozen=True)
@@ -567,11 +596,24 @@ class Provider:
     #: Origins of the real API besides those of `base_url` and `auth.token_url` (regional or
     #: renamed hosts an account may set as its `base_url`); `*.` may be a host's first label.
     origins: tuple[str, ...] = ()
+    #: How a lost create's outcome can be settled, when the provider lets a record carry a
+    #: searchable reference of ours.
+    external_reference: ExternalReference | None = None
 
     def origin_templates(self) -> tuple[str, ...]:
         """Every declared origin, `{key}` host parts still templated."""
         declared = [self.base_url, *([self.auth.token_url] if self.auth.token_url else []), *self.origins]
         return tuple(dict.fromkeys("/".join(t.split("/", 3)[:3]) for t in declared))
+
+    @property
+    def form_fields(self) -> tuple[ContextField, ...]:
+        """The context keys the hosted connect page asks the user for (API-key connects)."""
+        return tuple(c for c in self.context if c.form)
+
+    @property
+    def oauth_connect(self) -> bool:
+        """Whether the hosted connect page can run this provider's authorization-code flow."""
+        return self.auth.scheme == "oauth2" and bool(self.auth.authorize_url and self.auth.token_url)
 
     def field(self, unified: str) -> Field | None:
         for f in self.fields:

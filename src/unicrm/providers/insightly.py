@@ -321,12 +321,22 @@ PROVIDER = Provider(
     docs_url="https://api.insightly.com/v3.1/Help",
     base_url="https://api.{pod}.insightly.com/v3.1",
     context=(
-        ContextField("api_key", "The user's API key (User Settings → API)", secret=True),
+        ContextField(
+            "api_key",
+            "The user's API key (User Settings → API)",
+            secret=True,
+            form=True,
+            label="API key",
+            where="In Insightly: your profile picture → User Settings → API → API Key.",
+        ),
         ContextField(
             "pod",
             "The instance's pod, from the API URL under User Settings → API (na1 in https://api.na1.insightly.com/v3.1)",
             required=False,
             default="na1",
+            form=True,
+            label="Pod",
+            where="The part after api. in the API URL shown under User Settings → API (na1, eu1, ...).",
             pattern=r"[a-z]{2}[0-9]{1,2}",
         ),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),

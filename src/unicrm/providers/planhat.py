@@ -42,6 +42,7 @@ from unicrm.providers.declaration import (
     Difference,
     Endpoint,
     Errors,
+    ExternalReference,
     Field,
     FieldError,
     IdString,
@@ -159,7 +160,14 @@ PROVIDER = Provider(
     docs_url="https://www.planhat.com/developers/api/project",
     base_url="https://api.planhat.com",
     context=(
-        ContextField("api_token", "API access token of a Planhat service account (Settings → Service Accounts)", secret=True),
+        ContextField(
+            "api_token",
+            "API access token of a Planhat service account (Settings → Service Accounts)",
+            secret=True,
+            form=True,
+            label="API access token",
+            where="In Planhat: Settings → Service Accounts → your service account → Generate token (shown once).",
+        ),
         ContextField(
             "base_url",
             "API base URL override (a regional host such as https://api-us4.planhat.com, a proxy, an emulator)",
@@ -211,6 +219,8 @@ PROVIDER = Provider(
     rate_limit=RateLimitHeaders(limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", window_s=60),
     lookups=(Lookup("custom_fields", Endpoint("GET", "/customfields", query={"limit": MAX_PAGE}), None, key="_id", value=""),),
     truto_required_on_create=("name", "account"),
+    # `externalId` is keyable: GET /projects/extid-<externalId> finds a create whose answer was lost.
+    external_reference=ExternalReference("externalId", Endpoint("GET", "/projects/extid-{id}")),
     # Regional hosts (api-us4.planhat.com ...) are Planhat's own.
     origins=("https://*.planhat.com",),
     differences=(

@@ -172,7 +172,14 @@ PROVIDER = Provider(
     docs_url="https://developers.strawblond.com/reference/project.html",
     base_url="https://api.strawblond.com/api",
     context=(
-        ContextField("api_key", "Personal API key (StrawBlond → user settings → API keys)", secret=True),
+        ContextField(
+            "api_key",
+            "Personal API key (StrawBlond → user settings → API keys)",
+            secret=True,
+            form=True,
+            label="API key",
+            where="In StrawBlond: your user settings → API keys → Create key.",
+        ),
         ContextField(
             "base_url",
             "API base URL override (https://api.blond.swiss/api after the rebrand, a proxy, an emulator)",

@@ -437,7 +437,12 @@ PROVIDER = Provider(
         ContextField("token_url", "OAuth2 token endpoint override (a proxy or an emulator)", required=False),
         ContextField("base_url", "API base URL override (a proxy or an emulator)", required=False),
     ),
-    auth=Auth("oauth2", token_key="access_token", token_url="https://focus.teamleader.eu/oauth2/access_token"),
+    auth=Auth(
+        "oauth2",
+        token_key="access_token",
+        token_url="https://focus.teamleader.eu/oauth2/access_token",
+        authorize_url="https://focus.teamleader.eu/oauth2/authorize",
+    ),
     headers={"Accept": "application/json"},
     endpoints={
         "list": Endpoint(

@@ -278,8 +278,21 @@ PROVIDER = Provider(
     docs_url="https://docs.wethod.com/reference/create-project",
     base_url="https://api.wethod.com",
     context=(
-        ContextField("api_token", "Personal API token (Wethod → account settings)", secret=True),
-        ContextField("company", "Company slug, e.g. acme for acme.wethod.com (sent as Wethod-Company)"),
+        ContextField(
+            "api_token",
+            "Personal API token (Wethod → account settings)",
+            secret=True,
+            form=True,
+            label="API token",
+            where="In Wethod: your account settings → API tokens.",
+        ),
+        ContextField(
+            "company",
+            "Company slug, e.g. acme for acme.wethod.com (sent as Wethod-Company)",
+            form=True,
+            label="Company",
+            where="The first part of your Wethod address: acme for acme.wethod.com.",
+        ),
         ContextField("version", "Wethod API version date (sent as Wethod-Version)", required=False, default="2024-06-15"),
         ContextField("job_order_category_id", "Job order category of new projects (default: the first)", required=False),
         ContextField("default_probability", "Probability (%) of new projects (default 10)", required=False),

@@ -336,13 +336,21 @@ class Store:
             )
         return bool(result.rowcount)
 
-    async def set_account_status(self, account_id: str, status: str, last_error: str | None) -> None:
+    async def set_account_status(self, account_id: str, status: str, last_error: str | None) -> bool:
+        """Set the status; True when it changed (so exactly one caller announces the change)."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            changed = await conn.execute(
                 update(IntegratedAccountRow)
-                .where(IntegratedAccountRow.id == account_id)
+                .where(IntegratedAccountRow.id == account_id, IntegratedAccountRow.status != status)
                 .values(status=status, last_error=last_error, updated_at=_now(), version=IntegratedAccountRow.version + 1)
             )
+            if changed.rowcount:
+                return True
+            # Same status: keep the newest error message.
+            await conn.execute(
+                update(IntegratedAccountRow).where(IntegratedAccountRow.id == account_id).values(last_error=last_error)
+            )
+        return False
 
     async def refresh_account_context(
         self,

@@ -1,7 +1,8 @@
 """Benchmark 2: mapping throughput, provider records to unified records, on one core.
 
-For every declared provider, the golden fixtures' provider records (tests/fixtures/<provider>/
-get.json and list.json) are mapped the way the engine maps a list page:
+For every declared provider and resource, the golden fixtures' provider records
+(tests/fixtures/<provider>/{get,list}.json for projects, tests/fixtures/<provider>/<resource>/
+{get,list}.json for users, accounts, ...) are mapped the way the engine maps a list page:
 `to_unified(hooks.after_read(record), lookups)`. The baseline is the same Capsule mapping written
 as a JSONata expression (JSONata is the mapping language of Truto's engine) evaluated by
 `jsonata-python`. Rounds of every measurement alternate, so machine noise hits them alike;
@@ -12,7 +13,7 @@ Capsule mapping on the fixtures (keys whose value is null count as absent: JSONa
 undefined keys where unicrm writes None).
 
 Run: .venv/bin/python bench/mapping.py [--quick] [--rounds N] [--seconds S]
-Target: >= 200,000 records/s per provider, and >= 50x the JSONata baseline.
+Target: >= 200,000 records/s per provider and resource, and >= 50x the JSONata baseline.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def fixture_records(mapping: CompiledMapping) -> tuple[list[dict[str, Any]], dic
     provider = mapping.provider
     records: list[dict[str, Any]] = []
     lookups: dict[str, Any] = {}
-    folder = FIXTURES / provider.name
+    folder = FIXTURES / provider.name if provider.resource == "projects" else FIXTURES / provider.name / provider.resource
     for op in ("get", "list"):
         path = folder / f"{op}.json"
         if not path.exists():
@@ -96,7 +97,7 @@ def fixture_records(mapping: CompiledMapping) -> tuple[list[dict[str, Any]], dic
         response = data.get("provider_response")
         if op == "list":
             found = get_path(response, provider.list_path)
-            records.extend(r for r in found or [] if isinstance(r, dict))
+            records.extend(r for r in found or [] if isinstance(r, dict) and (provider.keep is None or provider.keep(r)))
         else:
             record = get_path(response, provider.endpoints["get"].record_path)
             if isinstance(record, dict):
@@ -170,13 +171,17 @@ def main() -> int:
 
     providers = all_providers()
     inputs: dict[str, tuple[CompiledMapping, list[dict[str, Any]], dict[str, Any]]] = {}
-    for name, provider in providers.items():
-        mapping = compile_mapping(provider)
-        found = fixture_records(mapping)
-        if found is None:
-            print(f"  {name}: no fixtures with provider records, skipped")
-            continue
-        inputs[name] = (mapping, found[0], found[1])
+    for provider_name, provider in providers.items():
+        for resource in provider.resource_names():
+            view = provider.for_resource(resource)
+            assert view is not None
+            name = provider_name if resource == "projects" else f"{provider_name}/{resource}"
+            mapping = compile_mapping(view)
+            found = fixture_records(mapping)
+            if found is None:
+                print(f"  {name}: no fixtures with provider records, skipped")
+                continue
+            inputs[name] = (mapping, found[0], found[1])
     if "capsule" not in inputs:
         print("no Capsule fixtures: the JSONata baseline needs them", file=sys.stderr)
         return 2
@@ -216,7 +221,7 @@ def main() -> int:
     ratios = [ours / theirs for ours, theirs in zip(plain["capsule"], baseline, strict=True)]
     print()
     print(
-        f"{'provider':<12} {'records/s':>10} {'best round':>11} {'µs/record':>10} "
+        f"{'provider':<24} {'records/s':>10} {'best round':>11} {'µs/record':>10} "
         f"{'+remote_data+orjson/s':>22} {'× JSONata':>10}  target (median)"
     )
     ok = True
@@ -228,11 +233,11 @@ def main() -> int:
         ok = ok and meets
         ratio_text = f"{ratio:>9.0f}×" if name == "capsule" else f"{'-':>10}"
         print(
-            f"{name:<12} {rate:>10,.0f} {max(plain[name]):>11,.0f} {1e6 / rate:>10.2f} "
+            f"{name:<24} {rate:>10,.0f} {max(plain[name]):>11,.0f} {1e6 / rate:>10.2f} "
             f"{full:>22,.0f} {ratio_text}  {'met' if meets else 'MISSED'}"
         )
     print(
-        f"{'JSONata':<12} {base:>10,.0f} {max(baseline):>11,.0f} {1e6 / base:>10.2f} {'':>22} {'1×':>10}  "
+        f"{'JSONata':<24} {base:>10,.0f} {max(baseline):>11,.0f} {1e6 / base:>10.2f} {'':>22} {'1×':>10}  "
         "(jsonata-python, Capsule mapping)"
     )
     print()

@@ -48,6 +48,20 @@ class ConnectEnv:
             await store.close()
 
 
+async def needs_reauth_account(env: ConnectEnv, integration: str, tenant: str) -> str:
+    """An OAuth account whose refresh token the provider no longer honours, flipped to needs_reauth by a call."""
+    context = dict(env.harness.emulators[integration].context, refresh_token="revoked-refresh", expires_at=1)
+    created = await env.harness.call(
+        "POST", "/integrated-account", json={"integration": integration, "tenant_id": tenant, "context": context}, token=env.token
+    )
+    account_id = str(created.json()["id"])
+    failed = await env.harness.call("GET", "/unified/crm/projects", query={"integrated_account_id": account_id}, token=env.token)
+    assert failed.status == 401
+    got = await env.harness.call("GET", f"/integrated-account/{account_id}", token=env.token)
+    assert got.json()["status"] == "needs_reauth"
+    return account_id
+
+
 async def make_connect_env(harness: Harness, name: str) -> ConnectEnv:
     store = await Store.open(harness.database_url, harness.data_dir)
     try:

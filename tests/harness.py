@@ -132,15 +132,16 @@ class Harness:
         *,
         query: str | dict[str, Any] | None = None,
         json: Any = None,
+        resource: str = "projects",
         **kwargs: Any,
     ) -> Response:
-        """A unified call for the provider's account (integrated_account_id added)."""
+        """A unified call for the provider's account (integrated_account_id added), on `resource`."""
         q = f"integrated_account_id={self.accounts[provider]}"
         if isinstance(query, dict):
             query = urlencode(query, doseq=True)
         if query:
             q += "&" + query
-        return await self.call(method, "/unified/crm/projects" + path, query=q, json=json, **kwargs)
+        return await self.call(method, f"/unified/crm/{resource}" + path, query=q, json=json, **kwargs)
 
     async def control(self, provider: str, action: str, payload: Any = None) -> Any:
         """The emulator's `/_emulator/<action>` control API."""

@@ -502,33 +502,45 @@ async def _demo(args: argparse.Namespace) -> None:
 
 
 async def example_body(base_url: str, token: str, integration: str, account_id: str) -> dict[str, Any] | None:
-    """A create body that works for this account: its required fields copied from a sample project."""
+    """A create body that works for this account, found through unicrm alone: each required
+    reference (owner, account, contact, ...) is the first record of its unified resource, any
+    other required field is copied from a sample project."""
     import aiohttp
 
+    from unicrm.model import RESOURCES
+
+    references = {f.name: f.references for f in RESOURCES["projects"].fields if f.references}
     headers = {"Authorization": f"Bearer {token}"}
+    query = {"integrated_account_id": account_id, "limit": "50", "truto_ignore_remote_data": "true"}
     async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def first_of(resource: str) -> list[dict[str, Any]]:
+            async with session.get(f"{base_url}/unified/crm/{resource}", params={**query, "limit": "1"}) as resp:
+                return list((await resp.json())["result"]) if resp.status == 200 else []
+
         async with session.get(f"{base_url}/unified/crm/projects/{integration}/meta/create") as resp:
             meta = await resp.json()
-        query = {"integrated_account_id": account_id, "limit": "50", "truto_ignore_remote_data": "true"}
         async with session.get(f"{base_url}/unified/crm/projects", params=query) as resp:
             if resp.status != 200:
                 return None
             sample = (await resp.json())["result"]
-    schema = meta.get("request_body_schema") or {}
-    body: dict[str, Any] = {"name": "Kick-off from the unicrm demo"}
-    wanted = [[f] for f in schema.get("required", []) if f != "name"] + list(schema.get("x-required-one-of", []))
-    for group in wanted:
-        for field in group:
-            value = next((r[field] for r in sample if r.get(field) not in (None, [], {})), None)
-            if value is not None:
-                body[field] = (
-                    {"id": value["id"]}
-                    if isinstance(value, dict)
-                    else [{"id": value[0]["id"]}]
-                    if isinstance(value, list)
-                    else value
-                )
-                break
+        schema = meta.get("request_body_schema") or {}
+        body: dict[str, Any] = {"name": "Kick-off from the unicrm demo"}
+        wanted = [[f] for f in schema.get("required", []) if f != "name"] + list(schema.get("x-required-one-of", []))
+        for group in wanted:
+            for field in group:
+                resource = references.get(field)
+                if resource is not None:
+                    found = await first_of(resource)
+                    if found:
+                        ref = {"id": found[0]["id"]}
+                        body[field] = [ref] if schema["properties"][field].get("type") == "array" else ref
+                        break
+                    continue
+                value = next((r[field] for r in sample if r.get(field) not in (None, [], {})), None)
+                if value is not None:
+                    body[field] = value
+                    break
     return body
 
 
@@ -568,7 +580,14 @@ def _quickstart(base_url: str, token: str, accounts: dict[str, str], examples: d
         "# stream every project as NDJSON",
         f'curl -s {auth} "$UNICRM/unified/crm/projects?integrated_account_id={acc}&truto_response_format=stream" | head -3',
         "",
-        "# create a project in each CRM (required fields differ: see .../{integration}/meta/create; ids from the sample data)",
+        "# the records a project points at, in every CRM: users (owners) and accounts (customers)",
+    ]
+    for name in accounts:
+        for resource in ("users", "accounts"):
+            lines.append(f'curl -s {auth} "$UNICRM/unified/crm/{resource}?integrated_account_id=${name.upper()}&limit=3"')
+    lines += [
+        "",
+        "# create a project in each CRM with those ids (required fields differ: see .../{integration}/meta/create)",
     ]
     for name, body in examples.items():
         if body is not None:
@@ -606,7 +625,14 @@ def _coverage(args: argparse.Namespace) -> int:
     from unicrm.engine.meta import coverage_markdown
     from unicrm.providers import all_providers
 
-    text = coverage_markdown({n: compile_mapping(p) for n, p in all_providers().items()})
+    providers = all_providers()
+    resources: dict[str, dict[str, Any]] = {}
+    for n, p in providers.items():
+        for name in p.resources:
+            view = p.for_resource(name)
+            assert view is not None
+            resources.setdefault(name, {})[n] = compile_mapping(view)
+    text = coverage_markdown({n: compile_mapping(p) for n, p in providers.items()}, resources)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from tests.connect_support import ConnectEnv, form_post, get, make_connect_env, page_text, query_of
+from tests.connect_support import ConnectEnv, form_post, get, make_connect_env, needs_reauth_account, page_text, query_of
 from tests.harness import Harness
 from unicrm.store.database import Store
 
@@ -285,22 +285,7 @@ async def test_oauth_provider_down_at_code_exchange(env: ConnectEnv, browser: An
 
 
 async def test_reconnect_needs_reauth_account_keeps_its_id(env: ConnectEnv, browser: Any) -> None:
-    # An account whose refresh token the provider no longer honours.
-    teamleader = env.harness.emulators["teamleader"]
-    context = dict(teamleader.context)
-    context["refresh_token"] = "revoked-refresh"
-    context["expires_at"] = 1
-    created = await env.harness.call(
-        "POST",
-        "/integrated-account",
-        json={"integration": "teamleader", "tenant_id": "t-reauth", "context": context},
-        token=env.token,
-    )
-    account_id = created.json()["id"]
-    failed = await env.harness.call("GET", "/unified/crm/projects", query={"integrated_account_id": account_id}, token=env.token)
-    assert failed.status == 401
-    got = await env.harness.call("GET", f"/integrated-account/{account_id}", token=env.token)
-    assert got.json()["status"] == "needs_reauth"
+    account_id = await needs_reauth_account(env, "teamleader", "t-reauth")
     link = await env.link(integrated_account_id=account_id)
     status, html, _ = await get(browser, link["url"])
     assert "Reconnect Teamleader Focus" in page_text(html)
@@ -405,3 +390,19 @@ async def test_a_typed_value_pointing_elsewhere_is_refused_before_any_call(env: 
     assert status == 400 and "These details do not fit" in page_text(html) and "pod" in page_text(html)
     assert len(await env.harness.provider_requests("insightly")) == before
     assert not [a for a in await env.accounts() if a["tenant_id"] == "t-pod"]
+
+
+async def test_oauth_token_that_does_not_work_is_not_saved(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-bad-token", integrations=["teamleader"])
+    consent, params = await _to_consent(env, browser, link, "teamleader")
+    callback = await _decide(browser, consent, params, "approve")
+    # The provider issues tokens, then refuses the first read (a revoked app, a missing scope).
+    await env.harness.control(
+        "teamleader",
+        "script",
+        {"responses": [{"status": 401, "body": {"errors": [{"title": "nope"}]}, "match": {"path_contains": "projects.list"}}]},
+    )
+    status, html, _ = await get(browser, callback)
+    assert status == 400
+    assert "gave a token that does not work" in page_text(html) and "Nothing was connected" in page_text(html)
+    assert not [a for a in await env.accounts() if a["tenant_id"] == "t-bad-token"]

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.connect_support import ConnectEnv, WebhookReceiver, make_connect_env
+from tests.connect_support import ConnectEnv, WebhookReceiver, make_connect_env, needs_reauth_account
 from tests.harness import Harness
 from unicrm.api.webhook_worker import verify_signature
 
@@ -172,16 +172,7 @@ async def test_oauth_deny(env: ConnectEnv, receiver: WebhookReceiver, page: Page
 
 
 async def test_reconnect_needs_reauth(env: ConnectEnv, page: Page, shots: Path) -> None:
-    context = dict(env.harness.emulators["teamleader"].context, refresh_token="revoked", expires_at=1)
-    created = await env.harness.call(
-        "POST",
-        "/integrated-account",
-        json={"integration": "teamleader", "tenant_id": "browser-reauth", "context": context},
-        token=env.token,
-    )
-    account_id = created.json()["id"]
-    failed = await env.harness.call("GET", "/unified/crm/projects", query={"integrated_account_id": account_id}, token=env.token)
-    assert failed.status == 401
+    account_id = await needs_reauth_account(env, "teamleader", "browser-reauth")
     link = await env.link(integrated_account_id=account_id)
     await page.goto(link["url"])
     await expect(page.get_by_role("heading", name="Reconnect Teamleader Focus")).to_be_visible()

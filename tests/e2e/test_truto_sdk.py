@@ -8,7 +8,10 @@ import pytest
 from truto_python_sdk import TrutoApi
 
 from tests.e2e.test_contract import PROVIDERS, create_body, list_all
+from tests.e2e.test_proxy import NATIVE
+from tests.e2e.test_resources import all_records
 from tests.harness import Harness
+from unicrm.providers import all_providers
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
@@ -39,3 +42,26 @@ async def test_sdk_list_get_create_update_delete(harness: Harness, provider: str
     # the SDK sends Python's None as the literal "None": unicrm treats it as absent
     again = await truto.unified_api.get("crm", "projects", listed[0]["id"], {**query, "truto_response_format": None})
     assert again["id"] == listed[0]["id"]
+
+
+async def test_sdk_lists_every_declared_resource(harness: Harness, provider: str) -> None:
+    """`unified_api.list("crm", "users", ...)` and friends, through the SDK's own cursor loop."""
+    truto = TrutoApi(harness.token, base_url=harness.base_url)
+    query = {"integrated_account_id": harness.accounts[provider]}
+    for resource in all_providers()[provider].resources:
+        listed = await truto.unified_api.list("crm", resource, {**query, "limit": 2}).to_array()
+        expected = await all_records(harness, provider, resource, limit=50)
+        assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in expected)
+        one = await truto.unified_api.get("crm", resource, listed[0]["id"], dict(query))
+        assert one["id"] == listed[0]["id"]
+
+
+async def test_sdk_proxy_list_and_get(harness: Harness, provider: str) -> None:
+    truto = TrutoApi(harness.token, base_url=harness.base_url)
+    query = {"integrated_account_id": harness.accounts[provider]}
+    native = NATIVE[provider]
+    listed = await truto.proxy_api.list(native.collection, {**query, "limit": 9}).to_array()
+    expected = await list_all(harness, provider, limit=50)
+    assert sorted(str(r[native.id_key]) for r in listed) == sorted(p["id"] for p in expected)
+    one = await truto.proxy_api.get(native.record or native.collection, str(listed[0][native.id_key]), dict(query))
+    assert str(one) and str(listed[0][native.id_key]) in str(one)

@@ -1,7 +1,10 @@
 """Golden fixtures: provider payload in, unified record out; unified body in, provider body out.
 
-Each provider has `tests/fixtures/<provider>/<op>.json`. Shapes:
+Each provider has `tests/fixtures/<provider>/<op>.json` for projects and
+`tests/fixtures/<provider>/<resource>/<op>.json` for every other resource it declares
+(users, accounts, ...). Shapes:
 - list:   {"provider_response": <list answer>, "lookups": {...}?, "unified": [records, no remote_data]}
+          (records the resource's `keep` rejects, e.g. people in an accounts list, are left out)
 - get:    {"provider_response": <get answer>, "lookups"?, "unified": record}
 - create/update: {"unified_body": {...}, "lookups"?, "context"?, "before"?, "provider_body": {...},
                   "provider_response": <answer>?, "unified": record?}
@@ -32,7 +35,8 @@ def map_record(mapping: CompiledMapping, record: dict[str, Any], lookups: dict[s
 def list_records(mapping: CompiledMapping, response: Any, lookups: dict[str, Any]) -> list[dict[str, Any]]:
     records = get_path(response, mapping.provider.list_path)
     assert isinstance(records, list), "list answer has no records at list_path"
-    return [map_record(mapping, r, lookups) for r in records]
+    keep = mapping.provider.keep
+    return [map_record(mapping, r, lookups) for r in records if keep is None or keep(r)]
 
 
 def get_record(mapping: CompiledMapping, op: Op, response: Any, lookups: dict[str, Any]) -> dict[str, Any]:

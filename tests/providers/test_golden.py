@@ -14,18 +14,29 @@ from unicrm.engine.mapping import compile_mapping
 from unicrm.providers import all_providers
 
 REGENERATE = os.environ.get("UNICRM_REGENERATE_GOLDEN") == "1"
-CASES = sorted(FIXTURES.glob("*/*.json"))
+# <provider>/<op>.json are projects; <provider>/<resource>/<op>.json every other resource.
+CASES = sorted(FIXTURES.glob("*/*.json")) + sorted(FIXTURES.glob("*/*/*.json"))
+
+
+def _where(path: Path) -> tuple[str, str]:
+    """(provider, resource) of a fixture file."""
+    if path.parent.parent == FIXTURES:
+        return path.parent.name, "projects"
+    return path.parent.parent.name, path.parent.name
 
 
 def _case_id(path: Path) -> str:
-    return f"{path.parent.name}-{path.stem}"
+    provider, resource = _where(path)
+    return f"{provider}-{path.stem}" if resource == "projects" else f"{provider}-{resource}-{path.stem}"
 
 
 @pytest.mark.parametrize("path", CASES, ids=[_case_id(p) for p in CASES])
 def test_golden(path: Path) -> None:
-    provider_name = path.parent.name
+    provider_name, resource = _where(path)
     op = path.stem.split(".")[0]
-    mapping = compile_mapping(all_providers()[provider_name])
+    view = all_providers()[provider_name].for_resource(resource)
+    assert view is not None, f"{provider_name} declares no {resource}"
+    mapping = compile_mapping(view)
     case: dict[str, Any] = json.loads(path.read_text())
     lookups = case.get("lookups", {})
     context = case.get("context", {})
@@ -66,3 +77,7 @@ def test_every_provider_has_fixtures_for_every_operation() -> None:
     for name, provider in all_providers().items():
         for op in provider.endpoints:
             assert (FIXTURES / name / f"{op}.json").exists(), f"{name} has no golden fixture for {op}"
+        for resource, declared in provider.resources.items():
+            for op in declared.endpoints:
+                path = FIXTURES / name / resource / f"{op}.json"
+                assert path.exists(), f"{name} has no golden fixture for {op} {resource}"

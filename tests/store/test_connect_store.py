@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.databases import fresh_database
 from unicrm.store.connect import ConnectStore
 from unicrm.store.database import Store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path, prefix="unicrm_connect") as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(database_url, tmp_path)
-    yield s
-    await s.close()
 
 
 async def test_link_is_used_once_under_concurrency(store: Store) -> None:

@@ -4,7 +4,6 @@ back off on failure, give up after the last attempt, and survive a restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,25 +11,11 @@ import pytest
 from sqlalchemy import update
 
 from tests.connect_support import WebhookReceiver
-from tests.databases import fresh_database
 from unicrm.api.webhook_worker import WebhookSender, verify_signature
 from unicrm.store import webhooks as outbox
 from unicrm.store.database import Store
 from unicrm.store.models import WebhookDeliveryRow
 from unicrm.store.webhooks import WebhookStore
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path, prefix="unicrm_outbox") as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(database_url, tmp_path)
-    yield s
-    await s.close()
 
 
 async def _due_now(store: Store) -> None:
@@ -141,3 +126,36 @@ async def test_a_private_target_is_refused_unless_allowed(store: Store) -> None:
         assert len(receiver.received) == 1
     finally:
         await receiver.stop()
+
+
+async def test_an_account_change_and_its_event_commit_together(store: Store) -> None:
+    from unicrm.api.webhook_worker import Events
+
+    env = await store.ensure_environment("default")
+    hooks = WebhookStore(store)
+    hook = await hooks.create(env, "http://127.0.0.1:9/never", None)
+    events = Events(hooks, None)
+    account = await store.create_account(
+        env, "strawblond", "t", {"api_key": "k"}, then=events.on("integrated_account:created", lambda a: {"id": a.id})
+    )
+    (row,) = await hooks.deliveries(hook.id)
+    assert row["event"] == "integrated_account:created"
+
+    async def broken(conn: object, a: object) -> None:
+        raise RuntimeError("the outbox write failed")
+
+    with pytest.raises(RuntimeError):
+        await store.create_account(env, "strawblond", "t2", {"api_key": "k"}, then=broken)
+    accounts, _ = await store.list_accounts(env)
+    assert [a.tenant_id for a in accounts] == ["t"]  # the failed event took its account with it
+    with pytest.raises(RuntimeError):
+        await store.delete_account(account.id, env, then=broken)
+    assert await store.get_account(account.id, env) is not None
+    assert await store.set_account_status(
+        account.id, "needs_reauth", "x", then=events.on("integrated_account:authentication_error", lambda a: {"id": a.id})
+    )
+    assert not await store.set_account_status(account.id, "needs_reauth", "y", then=broken)  # unchanged: no event
+    assert [r["event"] for r in await hooks.deliveries(hook.id)] == [
+        "integrated_account:authentication_error",
+        "integrated_account:created",
+    ]

@@ -135,14 +135,18 @@ class StoreGateway:
         return dict(account.context)
 
     async def mark_needs_reauth(self, account_id: str, message: str) -> None:
-        changed = await self.store.set_account_status(account_id, "needs_reauth", message)
-        await self.cache.changed(account_id)
-        if changed and self.events is not None:
-            # Only the request that flipped the status announces it (Truto's event name).
+        then = None
+        if self.events is not None:
+            # Only the request that flips the status announces it (Truto's event name), in the
+            # same transaction as the flip.
             from unicrm.api.admin import account_document
             from unicrm.providers import all_providers
 
-            account = await self.store.get_account(account_id)
-            if account is not None:
-                document = account_document(account, all_providers().get(account.integration))
-                await self.events.emit(account.environment_id, "integrated_account:authentication_error", document)
+            then = self.events.on(
+                "integrated_account:authentication_error",
+                lambda a: account_document(a, all_providers().get(a.integration)),
+            )
+        changed = await self.store.set_account_status(account_id, "needs_reauth", message, then=then)
+        await self.cache.changed(account_id)
+        if changed and self.events is not None:
+            self.events.wake()

@@ -48,6 +48,10 @@ def integration_document(provider: Provider) -> dict[str, Any]:
         "documentation_link": provider.docs_url,
         "authentication_method": provider.auth.scheme,
         "operations": sorted(provider.endpoints),
+        # Every unified resource and its operations (projects' are `operations` above).
+        "resources": {
+            name: sorted(view.endpoints) for name in provider.resource_names() if (view := provider.for_resource(name))
+        },
         "connect": {"oauth2_authorization_code": provider.oauth_connect, "form": bool(provider.form_fields)},
         "context_schema": {
             "type": "object",
@@ -150,8 +154,14 @@ async def new_account(state: AppState, environment: str, provider: Provider, ten
     """Validate a context and create the account (the one path: POST /integrated-account and the connect page)."""
     checked = validate_context(provider, context)
     check_context(provider, state.engine.destinations[provider.name], checked)
-    account = await state.store.create_account(environment, provider.name, tenant, checked)
-    await state.events.emit(environment, "integrated_account:created", account_document(account, provider))
+    account = await state.store.create_account(
+        environment,
+        provider.name,
+        tenant,
+        checked,
+        then=state.events.on("integrated_account:created", lambda a: account_document(a, provider)),
+    )
+    state.events.wake()
     return account
 
 
@@ -160,12 +170,17 @@ async def replace_credentials(state: AppState, account: Account, provider: Provi
     checked = validate_context(provider, context)
     check_context(provider, state.engine.destinations[provider.name], checked)
     updated = await state.store.update_account(
-        account.id, account.environment_id, context=checked, status="active", last_error=None
+        account.id,
+        account.environment_id,
+        context=checked,
+        status="active",
+        last_error=None,
+        then=state.events.on("integrated_account:active", lambda a: account_document(a, provider)),
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
-    await state.events.emit(account.environment_id, "integrated_account:active", account_document(updated, provider))
+    state.events.wake()
     return updated
 
 
@@ -175,8 +190,8 @@ async def replace_credentials(state: AppState, account: Account, provider: Provi
         "Connect an account",
         "Integrations and accounts",
         description="The context is checked against the integration's context schema; secrets are encrypted at rest and never returned.",
-        body="AccountCreate",
-        replies={201: Reply("The account", {JSON: "Account"})},
+        body="IntegratedAccountCreate",
+        replies={201: Reply("The account", {JSON: "IntegratedAccount"})},
         errors=ADMIN_ERRORS,
     )
 )
@@ -223,7 +238,7 @@ async def _owned(request: Request) -> tuple[str, Account]:
         "Get an account",
         "Integrations and accounts",
         params=("account_id",),
-        replies={200: Reply("The account", {JSON: "Account"})},
+        replies={200: Reply("The account", {JSON: "IntegratedAccount"})},
         errors=ADMIN_ERRORS,
     )
 )
@@ -238,7 +253,7 @@ async def get_account(request: Request) -> Response:
         "List accounts",
         "Integrations and accounts",
         params=("account_limit", "account_cursor", "filter_integration_name", "tenant_id"),
-        replies={200: Reply("A page of accounts", {JSON: "AccountList"})},
+        replies={200: Reply("A page of accounts", {JSON: "IntegratedAccountList"})},
         errors=ADMIN_ERRORS,
     )
 )
@@ -300,8 +315,8 @@ async def list_accounts(request: Request) -> Response:
         "Integrations and accounts",
         description="`context` merges into the stored context (null removes a key); a new context puts the account back to `active`.",
         params=("account_id",),
-        body="AccountPatch",
-        replies={200: Reply("The account", {JSON: "Account"})},
+        body="IntegratedAccountPatch",
+        replies={200: Reply("The account", {JSON: "IntegratedAccount"})},
         errors=ADMIN_ERRORS,
     )
 )
@@ -333,11 +348,12 @@ async def update_account(request: Request) -> Response:
         context=context,
         status="active" if context is not None else None,
         last_error=None if context is not None else account.last_error,
+        then=state.events.on("integrated_account:updated", lambda a: account_document(a, provider)),
     )
     if updated is None:
         raise not_found("No such integrated account in this environment.")
     await state.accounts.changed(updated)
-    await state.events.emit(environment, "integrated_account:updated", account_document(updated, provider))
+    state.events.wake()
     return JSONResponse(account_document(updated, provider))
 
 
@@ -354,10 +370,12 @@ async def update_account(request: Request) -> Response:
 async def delete_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)
-    await state.store.delete_account(account.id, environment)
-    await state.accounts.changed(account.id)
     provider = state.engine.providers.get(account.integration)
-    await state.events.emit(environment, "integrated_account:deleted", account_document(account, provider))
+    await state.store.delete_account(
+        account.id, environment, then=state.events.on("integrated_account:deleted", lambda a: account_document(a, provider))
+    )
+    await state.accounts.changed(account.id)
+    state.events.wake()
     return JSONResponse({"id": account.id})
 
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from unicrm.api import admin, connect, link_tokens, metrics, reference, unified, webhooks
+from unicrm.api import admin, connect, link_tokens, metrics, proxy, reference, unified, webhooks
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.observe import ObservabilityMiddleware
 from unicrm.api.openapi import JSON, Doc, Reply, build_document, documented, with_server
@@ -204,6 +204,7 @@ def routes() -> list[BaseRoute]:
     """Every route of the API (the OpenAPI document is built from this list)."""
     return [
         *unified.ROUTES,
+        *proxy.ROUTES,
         *admin.ROUTES,
         *link_tokens.ROUTES,
         *connect.ROUTES,

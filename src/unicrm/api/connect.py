@@ -128,8 +128,15 @@ async def _open_link(request: Request, token: Any) -> LinkToken:
             "This connect link is unknown: it may have been mistyped or cut short.",
             "Ask the application that sent it for a new link.",
         )
+    if link.used_at is not None or link.expired:
+        raise spent_link(link)
+    return link
+
+
+def spent_link(link: LinkToken, *, signing_in: bool = False) -> Problem:
+    """The page of a link that was used already or has expired."""
     if link.used_at is not None:
-        raise Problem(
+        return Problem(
             410,
             "link_used",
             "This link was already used",
@@ -137,16 +144,19 @@ async def _open_link(request: Request, token: Any) -> LinkToken:
             "If you need to connect again, ask the application for a new link.",
             link=link,
         )
-    if link.expired:
-        raise Problem(
-            410,
-            "link_expired",
-            "This link has expired",
-            "Connect links work for a limited time, and this one is past it. Nothing was connected.",
-            "Go back to the application and ask for a new link.",
-            link=link,
-        )
-    return link
+    what = (
+        "The link expired while you were signing in."
+        if signing_in
+        else "Connect links work for a limited time, and this one is past it."
+    )
+    return Problem(
+        410,
+        "link_expired",
+        "This link has expired",
+        f"{what} Nothing was connected.",
+        "Go back to the application and ask for a new link.",
+        link=link,
+    )
 
 
 @dataclass
@@ -335,47 +345,45 @@ async def integration_page(request: Request) -> Response:
 
 
 # --------------------------------------------------------------------------- API-key path
+# A provider's refusal while checking typed credentials, by HTTP status: (code, title, message).
+_PROBE_WORDS = {
+    401: (
+        "invalid_credentials",
+        "{label} did not accept these credentials",
+        "Check that you copied the whole key from {label}, without spaces, from the right account, "
+        "and that it has not been revoked. Nothing was saved.",
+    ),
+    403: (
+        "access_refused",
+        "{label} refused access to projects",
+        "The credentials are valid but may not read projects. Ask your {label} administrator "
+        "for API access to projects, then try again. Nothing was saved.",
+    ),
+    404: (
+        "invalid_settings",
+        "{label} could not find this account",
+        "Check the account settings on this form (such as the space, company or pod). Nothing was saved.",
+    ),
+    429: ("provider_busy", "{label} is busy", "{label} asked us to slow down. Wait a minute and try again. Nothing was saved."),
+    500: (
+        "provider_unavailable",
+        "{label} could not be reached",
+        "{label} did not answer properly just now, so the credentials could not be checked. "
+        "Nothing was saved. Try again in a few minutes.",
+    ),
+}
+_PROBE_OTHER = (
+    "invalid_credentials",
+    "{label} refused these details",
+    "{label} answered with an error (HTTP {status}). Check the details and try again. Nothing was saved.",
+)
+
+
 def _probe_problem(provider: Provider, exc: ApiError) -> dict[str, str]:
     """A provider's refusal in plain words (the form is shown again with it)."""
-    label = provider.label
-    if exc.status == 401:
-        return {
-            "code": "invalid_credentials",
-            "title": f"{label} did not accept these credentials",
-            "message": f"Check that you copied the whole key from {label}, without spaces, from the right account, "
-            "and that it has not been revoked. Nothing was saved.",
-        }
-    if exc.status == 403:
-        return {
-            "code": "access_refused",
-            "title": f"{label} refused access to projects",
-            "message": f"The credentials are valid but may not read projects. Ask your {label} administrator "
-            "for API access to projects, then try again. Nothing was saved.",
-        }
-    if exc.status == 404:
-        return {
-            "code": "invalid_settings",
-            "title": f"{label} could not find this account",
-            "message": "Check the account settings on this form (such as the space, company or pod). Nothing was saved.",
-        }
-    if exc.status == 429:
-        return {
-            "code": "provider_busy",
-            "title": f"{label} is busy",
-            "message": f"{label} asked us to slow down. Wait a minute and try again. Nothing was saved.",
-        }
-    if exc.status >= 500:
-        return {
-            "code": "provider_unavailable",
-            "title": f"{label} could not be reached",
-            "message": f"{label} did not answer properly just now, so the credentials could not be checked. "
-            "Nothing was saved. Try again in a few minutes.",
-        }
-    return {
-        "code": "invalid_credentials",
-        "title": f"{label} refused these details",
-        "message": f"{label} answered with an error (HTTP {exc.status}). Check the details and try again. Nothing was saved.",
-    }
+    code, title, message = _PROBE_WORDS.get(500 if exc.status >= 500 else exc.status, _PROBE_OTHER)
+    values = {"label": provider.label, "status": exc.status}
+    return {"code": code, "title": title.format(**values), "message": message.format(**values)}
 
 
 def _context_for(provider: Provider, *layers: dict[str, Any] | None) -> dict[str, Any]:
@@ -636,8 +644,7 @@ async def oauth_callback(request: Request) -> Response:
             raise _bad_state("The link this sign-in belongs to no longer exists.")
         token_problem_link = link
         if link.used_at is not None or link.expired:
-            # Same pages as opening the link itself.
-            await _open_link_again(link)
+            raise spent_link(link, signing_in=True)
         providers = state.engine.providers
         provider = providers.get(found.integration)
         settings = await state.connect.get_settings(link.environment_id, found.integration)
@@ -727,29 +734,25 @@ async def oauth_callback(request: Request) -> Response:
         if settings.token_url:
             oauth_context["token_url"] = settings.token_url
         context = _context_for(provider, settings.context, link.context, oauth_context)
+        try:
+            # The new token must work before it is saved: one read, like a typed key.
+            await state.engine.probe(provider.name, context)
+        except ApiError as exc:
+            words = _probe_problem(provider, exc)
+            raise Problem(
+                502 if words["code"] == "provider_unavailable" else 400,
+                words["code"] if words["code"] == "provider_unavailable" else "oauth_failed",
+                f"{label} gave a token that does not work" if exc.status == 401 else words["title"],
+                f"{label} signed you in, but refused the first read with the new access (HTTP {exc.status}). "
+                "Nothing was connected.",
+                "Try again; if it keeps failing, tell the application.",
+                link=link,
+                link_token=found.link_token,
+                retry=True,
+            ) from None
         return await _finish(request, link, provider, context)
     except Problem as problem:
         return problem_page(problem)
-
-
-async def _open_link_again(link: LinkToken) -> None:
-    if link.used_at is not None:
-        raise Problem(
-            410,
-            "link_used",
-            "This link was already used",
-            "A CRM was already connected with this link, and a link works only once.",
-            "If you need to connect again, ask the application for a new link.",
-            link=link,
-        )
-    raise Problem(
-        410,
-        "link_expired",
-        "This link has expired",
-        "The link expired while you were signing in. Nothing was connected.",
-        "Go back to the application and ask for a new link.",
-        link=link,
-    )
 
 
 ROUTES = [

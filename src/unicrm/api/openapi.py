@@ -3,19 +3,22 @@
 Each handler carries its `Doc` (set with `@documented(...)` next to the handler); the document
 is built by walking the application's routes, so a new route is in the document as soon as it
 has a `Doc`, and a route without one is reported by the tests. Schemas come from the unified
-model (`unicrm.model.FIELDS`) and the declarations (integration names), never spelled twice.
+model (`unicrm.model.RESOURCES`) and the declarations (integration names, the operations
+each resource has somewhere), never spelled twice. A handler that serves many paths (one
+generic route for every unified resource, the proxy) gives its `Doc` `variants`.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from unicrm import __version__
 from unicrm.engine.options import FILTER_OPS, FORMATS, MAX_LIMIT
-from unicrm.model import FIELDS, OPERATIONS, UnifiedField, json_schema_for
+from unicrm.model import OPERATIONS, RESOURCES, ResourceModel, UnifiedField, field_schema
 from unicrm.providers import all_providers
 
 JSON = "application/json"
@@ -53,6 +56,9 @@ class Doc:
     replies: Mapping[int | str, Reply] = field(default_factory=dict)
     errors: tuple[int | str, ...] = ()
     auth: bool = True
+    #: For a handler that serves several documented paths (a generic `{resource}` route, the
+    #: proxy): given the route's path and method, the (path, method, Doc) triples to document.
+    variants: Callable[[str, str], Iterable[tuple[str, str, Doc]]] | None = None
 
 
 #: Component schemas that route modules declare next to their handlers (`register_schemas`).
@@ -292,12 +298,13 @@ REF_IN = {
 }
 
 
-def _field_schema(kind: str, enum: tuple[str, ...] | None, *, request: bool) -> dict[str, Any]:
-    if kind == "ref":
-        return nullable(REF_IN if request else REF_OUT)
-    if kind == "ref_list":
-        return nullable({"type": "array", "items": REF_IN if request else REF_OUT})
-    return nullable(json_schema_for(kind, enum))  # type: ignore[arg-type]
+def _field_schema(f: UnifiedField, *, request: bool) -> dict[str, Any]:
+    refs = {"x-references": f"{f.references}.id"} if f.references else {}
+    if f.kind == "ref":
+        return nullable(REF_IN if request else REF_OUT) | refs
+    if f.kind == "ref_list":
+        return nullable({"type": "array", "items": REF_IN if request else REF_OUT}) | refs
+    return nullable(field_schema(f))
 
 
 EXAMPLE_PROJECT: dict[str, Any] = {
@@ -337,14 +344,46 @@ class Resource:
     """A unified resource as the document names it: schema names, labels, fields, examples."""
 
     name: str  # component name prefix, e.g. "Project"
-    label: str  # plural, for descriptions, e.g. "projects"
+    label: str  # the route name, plural, e.g. "projects"
     tag: str
     fields: tuple[UnifiedField, ...]
     example: dict[str, Any] | None = None
     body_example: dict[str, Any] | None = None
+    singular: str = ""
+    description: str = ""
+
+    @classmethod
+    def of(cls, model: ResourceModel) -> Resource:
+        example, body = EXAMPLES.get(model.name, (None, None))
+        return cls(
+            model.schema_name,
+            model.name,
+            model.name.capitalize(),
+            model.fields,
+            example,
+            body,
+            model.singular,
+            model.description,
+        )
 
 
-PROJECTS = Resource("Project", "projects", "Projects", FIELDS, EXAMPLE_PROJECT, EXAMPLE_BODY)
+EXAMPLES: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {"projects": (EXAMPLE_PROJECT, EXAMPLE_BODY)}
+PROJECTS = Resource.of(RESOURCES["projects"])
+
+
+def supported_ops(model: ResourceModel) -> list[str]:
+    """The operations some provider declares for a resource (projects: all five), in the model's order."""
+    ops: set[str] = {"list", "get", "create", "update", "delete"} if model.name == "projects" else set()
+    for provider in all_providers().values():
+        view = provider.for_resource(model.name)
+        if view is not None:
+            ops |= set(view.endpoints)
+    return [op for op in OPERATIONS if op in ops]
+
+
+def documented_resources() -> list[ResourceModel]:
+    """The unified resources some provider serves (each gets its paths and schemas)."""
+    return [model for model in RESOURCES.values() if supported_ops(model)]
 
 
 def _page(title: str, result: dict[str, Any], example: Any = None) -> dict[str, Any]:
@@ -369,7 +408,7 @@ def _page(title: str, result: dict[str, Any], example: Any = None) -> dict[str, 
 def resource_schemas(resource: Resource) -> dict[str, Any]:
     """The component schemas of one unified resource: record, normalized record, body, pages, debug, stream line."""
     n, label = resource.name, resource.label
-    props = {f.name: _field_schema(f.kind, f.enum, request=False) | {"description": f.description} for f in resource.fields}
+    props = {f.name: _field_schema(f, request=False) | {"description": f.description} for f in resource.fields}
     record: dict[str, Any] = {
         "title": f"{n} (unified)",
         "description": "A field is absent when the provider has no such data or `truto_exclude_fields` removed it; "
@@ -387,9 +426,7 @@ def resource_schemas(resource: Resource) -> dict[str, Any]:
         "additionalProperties": False,
     }
     writable = {
-        f.name: _field_schema(f.kind, f.enum, request=True) | {"description": f.description}
-        for f in resource.fields
-        if not f.response_only
+        f.name: _field_schema(f, request=True) | {"description": f.description} for f in resource.fields if not f.response_only
     }
     body: dict[str, Any] = {
         "title": f"{n} body",
@@ -523,6 +560,11 @@ def _admin_schemas() -> dict[str, Any]:
             "documentation_link": {"type": ["string", "null"]},
             "authentication_method": {"type": "string"},
             "operations": {"type": "array", "items": {"type": "string", "enum": list(OPERATIONS)}},
+            "resources": {
+                "type": "object",
+                "description": "Every unified resource it has, and that resource's operations",
+                "additionalProperties": {"type": "array", "items": {"type": "string", "enum": list(OPERATIONS)}},
+            },
             "connect": {
                 "type": "object",
                 "description": "How the hosted connect page connects it",
@@ -597,17 +639,17 @@ def _admin_schemas() -> dict[str, Any]:
                 "limit": {"type": "integer"},
             },
         },
-        "Account": account,
-        "AccountList": {
+        "IntegratedAccount": account,
+        "IntegratedAccountList": {
             "type": "object",
             "required": ["result", "next_cursor", "limit"],
             "properties": {
-                "result": {"type": "array", "items": ref("Account")},
+                "result": {"type": "array", "items": ref("IntegratedAccount")},
                 "next_cursor": {"type": ["string", "null"]},
                 "limit": {"type": "integer"},
             },
         },
-        "AccountCreate": {
+        "IntegratedAccountCreate": {
             "type": "object",
             "required": ["integration", "context"],
             "properties": {
@@ -617,7 +659,7 @@ def _admin_schemas() -> dict[str, Any]:
             },
             "example": {"integration": "capsule", "tenant_id": "acme", "context": {"access_token": "<the customer's token>"}},
         },
-        "AccountPatch": {
+        "IntegratedAccountPatch": {
             "type": "object",
             "description": "context merges into the stored one (a null value removes a key)",
             "properties": {"tenant_id": {"type": ["string", "null"]}, "context": context},
@@ -631,6 +673,7 @@ def _admin_schemas() -> dict[str, Any]:
             "properties": {
                 "integration": {"type": "string"},
                 "label": {"type": "string"},
+                "resource": {"type": "string", "enum": list(RESOURCES)},
                 "method": {"type": "string", "enum": list(OPERATIONS)},
                 "supported": {"type": "boolean"},
                 "documentation_link": {"type": ["string", "null"]},
@@ -649,6 +692,20 @@ def _admin_schemas() -> dict[str, Any]:
                 },
                 "notes": {"type": "array", "items": {"type": "string"}},
                 "differences_from_truto": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "MetaMissing": {
+            "title": "An integration without this resource",
+            "type": "object",
+            "required": ["integration", "label", "resource", "method", "supported", "message", "available_resources"],
+            "properties": {
+                "integration": {"type": "string"},
+                "label": {"type": "string"},
+                "resource": {"type": "string"},
+                "method": {"type": "string"},
+                "supported": {"const": False},
+                "message": {"type": "string"},
+                "available_resources": {"type": "array", "items": {"type": "string"}},
             },
         },
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
@@ -743,6 +800,9 @@ def _parameter(item: str | dict[str, Any], params: dict[str, dict[str, Any]]) ->
     return {"name": spec.get("name", item), **{k: v for k, v in spec.items() if k != "name"}}
 
 
+_PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
 def _operation(doc: Doc, path_params: Iterable[str], params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     parameters = [_parameter(item, params) for item in doc.params]
     declared = {(p["name"], p["in"]) for p in parameters}
@@ -799,14 +859,21 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
         doc = doc_of(getattr(route, "endpoint", None))
         if doc is None:
             continue
-        path = route.path
-        path_params = list(getattr(route, "param_convertors", {}) or {})
         for method in sorted(getattr(route, "methods", None) or {"GET"}):
             if method == "HEAD":
                 continue
-            paths.setdefault(path, {})[method.lower()] = _operation(doc, path_params, params)
+            variants = doc.variants(route.path, method) if doc.variants else [(route.path, method, doc)]
+            for path, verb, variant in variants:
+                path_params = [m.group(1) for m in _PATH_PARAM.finditer(path)]
+                paths.setdefault(path, {})[verb.lower()] = _operation(variant, path_params, params)
     tags = [
         {"name": "Projects", "description": "Unified CRM API: one API for projects in every CRM"},
+        *(
+            {"name": r.tag, "description": f"Unified CRM API: {r.description}"}
+            for r in map(Resource.of, documented_resources())
+            if r.label != "projects"
+        ),
+        {"name": "Proxy", "description": "The provider's own API, with the account's credentials"},
         {"name": "Integrations and accounts", "description": "What can be connected, and the connected accounts"},
         {"name": "Connect", "description": "Link tokens and the hosted connect page your customers use to connect their CRM"},
         {"name": "Webhooks", "description": "Signed account events sent to your endpoints"},
@@ -829,7 +896,10 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
         "tags": [t for t in tags if t["name"] in used],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token of an environment"}},
-            "schemas": resource_schemas(PROJECTS) | _shared_record_schemas() | _admin_schemas() | EXTRA_SCHEMAS,
+            "schemas": {k: v for m in documented_resources() for k, v in resource_schemas(Resource.of(m)).items()}
+            | _shared_record_schemas()
+            | _admin_schemas()
+            | EXTRA_SCHEMAS,
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -849,8 +919,64 @@ def undocumented(routes: Iterable[Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- shared Doc pieces
-def unified_doc(op: str, operation_id: str, summary: str, description: str = "", resource: Resource = PROJECTS) -> Doc:
+OP_VERBS = {"list": "list", "get": "get", "create": "create", "update": "update", "delete": "delete"}
+OP_METHODS = {"list": "GET", "create": "POST", "get": "GET", "update": "PATCH", "delete": "DELETE"}
+
+
+def resource_variants(op: str, descriptions: Mapping[str, str] | None = None) -> Callable[[str, str], list[tuple[str, str, Doc]]]:
+    """Variants of a generic `/unified/crm/{resource}` handler: one operation per resource that has `op`."""
+
+    def expand(path: str, method: str) -> list[tuple[str, str, Doc]]:
+        out = []
+        for model in documented_resources():
+            if op not in supported_ops(model):
+                continue
+            r = Resource.of(model)
+            operation_id = f"list{r.label.capitalize()}" if op == "list" else f"{op}{r.name}"
+            summary = (
+                f"List {r.label}"
+                if op == "list"
+                else f"{op.capitalize()} a{'n' if r.singular[:1] in 'aeiou' else ''} {r.singular}"
+            )
+            text = (descriptions or {}).get(op, "") if r.label == "projects" else ""
+            out.append((path.replace("{resource}", r.label), method, unified_doc(op, operation_id, summary, text, r)))
+        return out
+
+    return expand
+
+
+def meta_variants(
+    operation_id: str, summary: str, params: tuple[str, ...], description: str = ""
+) -> Callable[[str, str], list[tuple[str, str, Doc]]]:
+    """Variants of the generic meta handlers: one per documented resource."""
+
+    def expand(path: str, method: str) -> list[tuple[str, str, Doc]]:
+        out = []
+        for model in documented_resources():
+            r = Resource.of(model)
+            doc = Doc(
+                operation_id.format(name=r.name),
+                summary.format(label=r.label, singular=r.singular),
+                r.tag,
+                description=description,
+                params=params,
+                replies={
+                    200: Reply(
+                        "The integration's support and requirements for the method",
+                        {JSON: {"anyOf": [ref("Meta"), ref("MetaMissing")]}},
+                    )
+                },
+                errors=(400, 401, 404, 413, 500),
+            )
+            out.append((path.replace("{resource}", r.label), method, doc))
+        return out
+
+    return expand
+
+
+def unified_doc(op: str, operation_id: str, summary: str, description: str = "", resource: Resource | None = None) -> Doc:
     """The Doc of a unified operation (list, get, create, update, delete) of a resource."""
+    resource = resource or PROJECTS
     n = resource.name
     rate = RATE_HEADERS
     single = [ref(n), ref(f"{n}Normalized"), ref(f"{n}Debug")]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unicrm.api.account_cache import AccountCache, StoreGateway
 from unicrm.api.auth import TokenAuthenticator
 from unicrm.api.webhook_worker import Events, WebhookSender
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.engine.proxy import Proxy
 from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
 from unicrm.providers import all_providers
@@ -31,6 +32,10 @@ class AppState:
     webhooks: WebhookStore
     sender: WebhookSender
     events: Events
+    proxy: Proxy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proxy = Proxy(self.engine)
 
     @classmethod
     def build(

@@ -1,4 +1,8 @@
-"""`/unified/crm/projects` routes: auth, account resolution, idempotency, rendering."""
+"""`/unified/crm/{resource}` routes: auth, account resolution, idempotency, rendering.
+
+One set of routes serves every unified resource (projects, users, accounts, ...); an unknown
+resource name is a 404 naming the known ones, a resource the account's provider lacks a 405.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,33 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from unicrm.api.limits import parse_json_body
-from unicrm.api.openapi import JSON, Doc, Reply, documented, unified_doc
+from unicrm.api.openapi import Doc, documented, meta_variants, resource_variants
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.errors import ApiError, bad_request, not_found
-from unicrm.engine.meta import meta_document
+from unicrm.engine.meta import meta_document, missing_resource_meta
 from unicrm.engine.operations import Result
-from unicrm.model import OPERATIONS
+from unicrm.model import OPERATIONS, RESOURCES, ResourceModel
 from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Account
 
-BASE = "/unified/crm/projects"
+BASE = "/unified/crm/{resource}"
 MAX_ID_CHARS = 256
 MAX_KEY_CHARS = 255
+
+DESCRIPTIONS = {
+    "list": "A page of the account's records; follow `next_cursor` for the next. `truto_response_format=stream` "
+    "sends every page as NDJSON.",
+    "create": "Validated against the integration's requirements (see meta) before anything is sent. A dry run "
+    "(`truto_skip_api_call=true`) answers 200 with the mapped request and creates nothing.",
+    "update": "Only the fields sent change; null clears a field.",
+}
+
+
+def _doc(op: str) -> Doc:
+    """The Doc of a generic handler: one documented operation per unified resource that has `op`."""
+    return Doc(f"{op}Record", op, "Projects", variants=resource_variants(op, DESCRIPTIONS))
 
 
 def _state(request: Request) -> AppState:
@@ -63,10 +80,18 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
     return account
 
 
-async def _body(request: Request) -> Any:
+def _resource(request: Request) -> ResourceModel:
+    name = request.path_params["resource"]
+    model = RESOURCES.get(name)
+    if model is None:
+        raise not_found(f"No unified resource {name!r}; unified CRM resources are: {', '.join(RESOURCES)}.")
+    return model
+
+
+async def _body(request: Request, model: ResourceModel) -> Any:
     raw = await request.body()
     if not raw.strip():
-        raise bad_request("The request body is empty: send a JSON object with unified project fields.")
+        raise bad_request(f"The request body is empty: send a JSON object with unified {model.singular} fields.")
     return parse_json_body(raw)
 
 
@@ -87,59 +112,54 @@ def render(result: Result) -> Response:
     return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
-@documented(
-    unified_doc(
-        "list",
-        "listProjects",
-        "List projects",
-        "A page of the account's projects; follow `next_cursor` for the next. `truto_response_format=stream` sends every page as NDJSON.",
-    )
-)
-async def list_projects(request: Request) -> Response:
+@documented(_doc("list"))
+async def list_records(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.list(account, query))
+    model = _resource(request)
+    return render(await _state(request).engine.list(account, query, model.name))
 
 
-@documented(unified_doc("get", "getProject", "Get a project"))
-async def get_project(request: Request) -> Response:
+@documented(_doc("get"))
+async def get_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.get(account, _record_id(request), query))
+    model = _resource(request)
+    return render(await _state(request).engine.get(account, _record_id(request), query, model.name))
 
 
-@documented(unified_doc("delete", "deleteProject", "Delete a project"))
-async def delete_project(request: Request) -> Response:
+@documented(_doc("delete"))
+async def delete_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    return render(await _state(request).engine.delete(account, _record_id(request), query))
+    model = _resource(request)
+    return render(await _state(request).engine.delete(account, _record_id(request), query, model.name))
 
 
-@documented(
-    unified_doc(
-        "create",
-        "createProject",
-        "Create a project",
-        "Validated against the integration's requirements (see meta) before anything is sent. A dry run (`truto_skip_api_call=true`) answers 200 with the mapped request and creates nothing.",
-    )
-)
-async def create_project(request: Request) -> Response:
+@documented(_doc("create"))
+async def create_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    body = await _body(request)
+    model = _resource(request)
+    body = await _body(request, model)
     key = request.headers.get("idempotency-key")
     # A reference derived from the key: stable across retries, never the key itself.
     reference = "unicrm-" + hashlib.sha256(f"{account.environment_id}\0{key}".encode()).hexdigest()[:32] if key else None
-    return await _idempotent(request, account, body, lambda: _state(request).engine.create(account, body, query, reference))
+    return await _idempotent(
+        request, account, body, lambda: _state(request).engine.create(account, body, query, reference, resource=model.name)
+    )
 
 
-@documented(unified_doc("update", "updateProject", "Update a project", "Only the fields sent change; null clears a field."))
-async def update_project(request: Request) -> Response:
+@documented(_doc("update"))
+async def update_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    body = await _body(request)
+    model = _resource(request)
+    body = await _body(request, model)
     record_id = _record_id(request)
-    return await _idempotent(request, account, body, lambda: _state(request).engine.update(account, record_id, body, query))
+    return await _idempotent(
+        request, account, body, lambda: _state(request).engine.update(account, record_id, body, query, model.name)
+    )
 
 
 async def _idempotent(request: Request, account: Account, body: Any, run: Any) -> Response:
@@ -190,55 +210,65 @@ def _method(request: Request) -> str:
     return str(method)
 
 
-META_REPLY: dict[int | str, Reply] = {200: Reply("The integration's support and requirements for the method", {JSON: "Meta"})}
+def _meta(request: Request, integration: str, model: ResourceModel) -> Response:
+    engine = _state(request).engine
+    method = _method(request)
+    mapping = engine.resource_mappings.get((integration, model.name))
+    if mapping is None:
+        return JSONResponse(missing_resource_meta(engine.providers[integration], model.name, method))
+    return JSONResponse(meta_document(mapping, method))  # type: ignore[arg-type]
 
 
 @documented(
     Doc(
-        "getMetaForAccount",
-        "What the account's integration supports for a method",
+        "meta",
+        "meta",
         "Projects",
-        params=("method", "integrated_account_id"),
-        replies=META_REPLY,
-        errors=(400, 401, 404, 413, 500),
+        variants=meta_variants(
+            "get{name}MetaForAccount",
+            "What the account's integration supports for a method on {label}",
+            ("method", "integrated_account_id"),
+        ),
     )
 )
 async def meta_for_account(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
-    mapping = _state(request).engine.mappings.get(account.integration)
-    if mapping is None:
+    model = _resource(request)
+    if account.integration not in _state(request).engine.providers:
         raise not_found(f"Integration {account.integration!r} is not available on this server.")
-    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+    return _meta(request, account.integration, model)
 
 
 @documented(
     Doc(
-        "getMetaForIntegration",
-        "What an integration supports for a method",
+        "meta",
+        "meta",
         "Projects",
-        description="Fields supported and required, filters honoured, page sizes, and where the provider differs from Truto.",
-        params=("integration", "method"),
-        replies=META_REPLY,
-        errors=(400, 401, 404, 413, 500),
+        variants=meta_variants(
+            "get{name}MetaForIntegration",
+            "What an integration supports for a method on {label}",
+            ("integration", "method"),
+            "Fields supported and required, filters honoured, page sizes, and where the provider differs from Truto.",
+        ),
     )
 )
 async def meta_for_integration(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
+    model = _resource(request)
     name = request.path_params["integration"]
-    mapping = _state(request).engine.mappings.get(name)
-    if mapping is None:
-        known = ", ".join(sorted(_state(request).engine.mappings))
+    if name not in _state(request).engine.providers:
+        known = ", ".join(sorted(_state(request).engine.providers))
         raise not_found(f"No integration named {name!r}; available: {known}.")
-    return JSONResponse(meta_document(mapping, _method(request)))  # type: ignore[arg-type]
+    return _meta(request, name, model)
 
 
 ROUTES = [
-    Route(BASE, list_projects, methods=["GET"]),
-    Route(BASE, create_project, methods=["POST"]),
+    Route(BASE, list_records, methods=["GET"]),
+    Route(BASE, create_record, methods=["POST"]),
     Route(BASE + "/meta/{method}", meta_for_account, methods=["GET"]),
     Route(BASE + "/{integration}/meta/{method}", meta_for_integration, methods=["GET"]),
-    Route(BASE + "/{id}", get_project, methods=["GET"]),
-    Route(BASE + "/{id}", update_project, methods=["PATCH"]),
-    Route(BASE + "/{id}", delete_project, methods=["DELETE"]),
+    Route(BASE + "/{id}", get_record, methods=["GET"]),
+    Route(BASE + "/{id}", update_record, methods=["PATCH"]),
+    Route(BASE + "/{id}", delete_record, methods=["DELETE"]),
 ]

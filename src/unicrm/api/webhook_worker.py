@@ -21,11 +21,14 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from unicrm.outbound.policy import GuardedResolver, OriginPolicy, RefusedAddress
+from unicrm.store.database import Account, InTransaction
 from unicrm.store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger("unicrm.webhooks")
@@ -159,18 +162,22 @@ class WebhookSender:
 
 
 class Events:
-    """Account events: written to the outbox, then the sender is woken."""
+    """Account events: written to the outbox, then the sender is woken.
+
+    `on(...)` gives the store a callback that writes the outbox rows in the account change's own
+    transaction (the change and its event commit together); call `wake()` after the commit.
+    """
 
     def __init__(self, webhooks: WebhookStore, sender: WebhookSender | None) -> None:
         self.webhooks = webhooks
         self.sender = sender
 
-    async def emit(self, environment_id: str, event_type: str, payload: dict[str, Any]) -> None:
-        try:
-            queued = await self.webhooks.enqueue(environment_id, event_type, payload)
-        except Exception:
-            # The account change already happened; losing its notification must not fail the request.
-            log.warning("could not queue webhook event %s", event_type, exc_info=True)
-            return
-        if queued and self.sender is not None:
+    def on(self, event_type: str, document: Callable[[Account], dict[str, Any]]) -> InTransaction:
+        async def write(conn: AsyncConnection, account: Account) -> None:
+            await self.webhooks.enqueue(account.environment_id, event_type, document(account), conn)
+
+        return write
+
+    def wake(self) -> None:
+        if self.sender is not None:
             self.sender.wake()

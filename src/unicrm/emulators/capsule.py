@@ -58,16 +58,7 @@ class CapsuleEmulator(Emulator):
         rng = random.Random(self.seed)
         self.users = {uid: {"id": uid, "username": u, "name": n} for uid, u, n in USERS}
         self.teams = {2: {"id": 2, "name": "Delivery"}}
-        self.parties: dict[int, dict[str, Any]] = {}
-        for i, org in enumerate(ORGS):
-            self.parties[77000 + i] = {"id": 77000 + i, "type": "organisation", "name": org}
-        for i, (first, last) in enumerate(PEOPLE):
-            self.parties[5000 + i] = {"id": 5000 + i, "type": "person", "firstName": first, "lastName": last}
-        self.opportunities = {90200 + i: {"id": 90200 + i, "name": f"Opportunity {i}"} for i in range(6)}
-        self.stages = {150 + i: {"id": 150 + i, "name": n} for i, n in enumerate(("Kick-off", "Delivery", "Review"))}
-        self.tags: dict[int, dict[str, Any]] = {
-            5500 + i: {"id": 5500 + i, "name": t, "dataTag": False} for i, t in enumerate(TAGS)
-        }
+        self._seed_records()
         self.field_defs = {fid: {"id": fid, "name": n, "type": t} for fid, n, t in FIELD_DEFS}
         self.kases: dict[int, dict[str, Any]] = {}
         self.extra_parties: dict[int, list[int]] = {}
@@ -105,6 +96,144 @@ class CapsuleEmulator(Emulator):
         # Kept across resets: the routes are bound to this object.
         if not hasattr(self, "codes"):
             self.codes = AuthorizationCodes("Capsule CRM", {self.client[0]: self.client[1]})
+
+    def _seed_records(self) -> None:
+        """What projects point at: parties (organisations and people), opportunities, stages, tags.
+
+        Full records in the shapes of Capsule's Party, Opportunity, Stage and Tag models, so the
+        unified users/accounts/contacts/opportunities/stages/tags routes read what projects name.
+        """
+        users = [self.users[u[0]] for u in USERS]
+        start = datetime(2024, 11, 4, 8, 30, tzinfo=UTC)
+        self.users_full: dict[int, dict[str, Any]] = {}
+        for i, (uid, username, name) in enumerate(USERS):
+            self.users_full[uid] = {
+                "id": uid,
+                "username": username,
+                "name": name,
+                "person": {"id": 6000 + i},
+                "currency": "GBP",
+                "timezone": "Europe/London",
+            }
+        self.parties: dict[int, dict[str, Any]] = {}
+        for i, org in enumerate(ORGS):
+            slug = org.lower().replace(" ", "")
+            self.parties[77000 + i] = {
+                "id": 77000 + i,
+                "type": "organisation",
+                "name": org,
+                "about": f"{org} is a sample organisation" if i % 2 == 0 else None,
+                "owner": dict(users[i % len(users)]),
+                "team": None,
+                "createdAt": _iso(start + timedelta(days=i)),
+                "updatedAt": _iso(start + timedelta(days=i + 10)),
+                "lastContactedAt": _iso(start + timedelta(days=i + 3)) if i % 3 else None,
+                "addresses": [
+                    {
+                        "id": 12000 + i,
+                        "type": "Office",
+                        "street": f"{10 + i} Market Street",
+                        "city": "Manchester",
+                        "state": None,
+                        "country": "United Kingdom",
+                        "zip": f"M{i + 1} 1AA",
+                    }
+                ],
+                "phoneNumbers": [{"id": 13000 + i, "type": "Work", "number": f"+44 161 555 01{i:02d}"}],
+                "websites": [
+                    {
+                        "id": 14000 + i,
+                        "type": None,
+                        "service": "URL",
+                        "address": f"www.{slug}.example",
+                        "url": f"http://www.{slug}.example",
+                    }
+                ],
+                "emailAddresses": [{"id": 15000 + i, "type": "Work", "address": f"hello@{slug}.example"}],
+                "pictureURL": "https://capsulecrm.com/theme/default/images/org_avatar_70.png",
+                "tags": [],
+                "fields": [],
+            }
+        for i, (first, last) in enumerate(PEOPLE):
+            org_id = 77000 + i % len(ORGS)
+            organisation = self.parties[org_id]
+            self.parties[5000 + i] = {
+                "id": 5000 + i,
+                "type": "person",
+                "title": None,
+                "firstName": first,
+                "lastName": last,
+                "jobTitle": ("Operations Manager", "Buyer", "Director")[i % 3],
+                "organisation": {"id": org_id, "name": organisation["name"], "pictureURL": organisation["pictureURL"]},
+                "about": None,
+                "owner": dict(users[i % len(users)]),
+                "team": None,
+                "createdAt": _iso(start + timedelta(days=20 + i)),
+                "updatedAt": _iso(start + timedelta(days=30 + i)),
+                "lastContactedAt": None,
+                "addresses": [],
+                "phoneNumbers": [{"id": 13100 + i, "type": "Mobile", "number": f"+44 7700 900{i:03d}"}],
+                "websites": [],
+                "emailAddresses": [{"id": 15100 + i, "type": "Work", "address": f"{first.lower()}@example.com"}],
+                "pictureURL": "https://capsulecrm.com/theme/default/images/person_avatar_70.png",
+                "tags": [],
+                "fields": [],
+            }
+        self.milestones = {40 + i: {"id": 40 + i, "name": n} for i, n in enumerate(("New", "Proposal", "Won", "Lost"))}
+        opp_names = (
+            "Till replacement 2025",
+            "Fleet tracking",
+            "Cheese cave sensors",
+            "Studio rebrand",
+            "Hotel Wi-Fi",
+            "Port cranes",
+        )
+        self.opportunities: dict[int, dict[str, Any]] = {}
+        self.opportunities_full: dict[int, dict[str, Any]] = {}
+        for i, name in enumerate(opp_names):
+            oid = 90200 + i
+            party = self.parties[77000 + i] if i % 3 else self.parties[5000 + i]
+            closed = i % 3 == 2
+            milestone = self.milestones[42 if closed and i % 2 == 0 else 43 if closed else 40 + i % 2]
+            self.opportunities[oid] = {"id": oid, "name": name}
+            self.opportunities_full[oid] = {
+                "id": oid,
+                "name": name,
+                "description": f"Sample opportunity {i + 1}",
+                "party": self._party_ref(party["id"]),
+                "owner": dict(users[i % len(users)]),
+                "team": None,
+                "milestone": dict(milestone),
+                "value": {"amount": 1500.0 * (i + 1), "currency": "GBP"},
+                "expectedCloseOn": (start + timedelta(days=90 + i)).date().isoformat(),
+                "probability": (100 if milestone["name"] == "Won" else 0) if closed else 50,
+                "durationBasis": "FIXED",
+                "duration": None,
+                "closedOn": (start + timedelta(days=60)).date().isoformat() if closed else None,
+                "lostReason": {"id": 3, "name": "Price"} if milestone["name"] == "Lost" else None,
+                "createdAt": _iso(start + timedelta(days=40 + i)),
+                "updatedAt": _iso(start + timedelta(days=50 + i)),
+                "lastContactedAt": None,
+                "tags": [],
+                "fields": [],
+            }
+        self.boards = {7: {"id": 7, "name": "Delivery board"}}
+        self.stages = {150 + i: {"id": 150 + i, "name": n} for i, n in enumerate(("Kick-off", "Delivery", "Review"))}
+        self.stages_full = {
+            sid: {
+                "id": sid,
+                "name": stage["name"],
+                "description": None,
+                "board": dict(self.boards[7]),
+                "displayOrder": i + 1,
+                "createdAt": _iso(start),
+                "updatedAt": _iso(start),
+            }
+            for i, (sid, stage) in enumerate(self.stages.items())
+        }
+        self.tags: dict[int, dict[str, Any]] = {
+            5500 + i: {"id": 5500 + i, "name": t, "dataTag": False} for i, t in enumerate(TAGS)
+        }
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -155,6 +284,8 @@ class CapsuleEmulator(Emulator):
         router.add_get(BASE + "/kases", self.list_kases)
         router.add_post(BASE + "/kases", self.create_kase)
         router.add_get(BASE + "/kases/fields/definitions", self.field_definitions)
+        router.add_get(BASE + "/kases/tags", self.list_tags)
+        router.add_get(BASE + "/kases/tags/{id}", self.get_tag)
         router.add_get(BASE + "/kases/{id}", self.get_kase)
         router.add_put(BASE + "/kases/{id}", self.update_kase)
         router.add_delete(BASE + "/kases/{id}", self.delete_kase)
@@ -162,7 +293,13 @@ class CapsuleEmulator(Emulator):
         router.add_post(BASE + "/kases/{id}/parties/{party}", self.add_kase_party)
         router.add_delete(BASE + "/kases/{id}/parties/{party}", self.remove_kase_party)
         router.add_get(BASE + "/users", self.list_users)
+        router.add_get(BASE + "/users/{id}", self.get_user)
+        router.add_get(BASE + "/parties", self.list_parties)
         router.add_get(BASE + "/parties/{id}", self.get_party)
+        router.add_get(BASE + "/opportunities", self.list_opportunities)
+        router.add_get(BASE + "/opportunities/{id}", self.get_opportunity)
+        router.add_get(BASE + "/stages", self.list_stages)
+        router.add_get(BASE + "/stages/{id}", self.get_stage)
 
     def _authorised(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
@@ -313,16 +450,85 @@ class CapsuleEmulator(Emulator):
             return denied
         return json_response({"definitions": list(self.field_defs.values())})
 
-    async def list_users(self, request: web.Request) -> web.Response:
+    # ------------------------------------------------------------------ what projects point at
+    def _paged(self, request: web.Request, key: str, items: list[dict[str, Any]]) -> web.Response:
+        """One page of a list in Capsule's form: `page`/`perPage` (1–100), `since`, Link header."""
+        try:
+            page = int(request.query.get("page", "1"))
+            per_page = int(request.query.get("perPage", "50"))
+        except ValueError:
+            return json_response({"message": "page and perPage must be numbers"}, 400)
+        if page < 1 or not 1 <= per_page <= 100:
+            return json_response({"message": "perPage must be between 1 and 100"}, 400)
+        since = request.query.get("since")
+        if since:
+            try:
+                moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            except ValueError:
+                return json_response({"message": "since must be an ISO8601 date"}, 400)
+            items = [
+                i for i in items if "updatedAt" in i and datetime.fromisoformat(i["updatedAt"].replace("Z", "+00:00")) > moment
+            ]
+        start = (page - 1) * per_page
+        embed = self._embed(request)
+        chunk = [self._embedded(i, embed) for i in items[start : start + per_page]]
+        base = f"{request.scheme}://{request.host}{request.path}"
+        params = {k: v for k, v in request.query.items() if k != "page"}
+        links = []
+        if start + per_page < len(items):
+            links.append(f'<{base}?{urlencode({**params, "page": page + 1})}>; rel="next"')
+        if page > 1:
+            links.append(f'<{base}?{urlencode({**params, "page": page - 1})}>; rel="prev"')
+        return json_response({key: chunk}, headers={"Link": ", ".join(links)} if links else None)
+
+    @staticmethod
+    def _embedded(record: dict[str, Any], embed: set[str]) -> dict[str, Any]:
+        # tags and fields are only in an answer when asked for with `embed`, as on kases.
+        return {k: v for k, v in record.items() if k not in ("tags", "fields") or k in embed}
+
+    def _one(self, request: web.Request, key: str, table: dict[int, dict[str, Any]]) -> web.Response:
         if (denied := self._authorised(request)) is not None:
             return denied
-        return json_response({"users": list(self.users.values())})
+        raw = request.match_info["id"]
+        record = table.get(int(raw)) if raw.isdigit() else None
+        if record is None:
+            return self._not_found()
+        return json_response({key: self._embedded(record, self._embed(request))})
+
+    def _list(self, request: web.Request, key: str, table: dict[int, dict[str, Any]]) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        return self._paged(request, key, [table[k] for k in sorted(table)])
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        return self._list(request, "users", self.users_full)
+
+    async def get_user(self, request: web.Request) -> web.Response:
+        return self._one(request, "user", self.users_full)
+
+    async def list_parties(self, request: web.Request) -> web.Response:
+        return self._list(request, "parties", self.parties)
 
     async def get_party(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        party = self.parties.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
-        return json_response({"party": party}) if party else self._not_found()
+        return self._one(request, "party", self.parties)
+
+    async def list_opportunities(self, request: web.Request) -> web.Response:
+        return self._list(request, "opportunities", self.opportunities_full)
+
+    async def get_opportunity(self, request: web.Request) -> web.Response:
+        return self._one(request, "opportunity", self.opportunities_full)
+
+    async def list_stages(self, request: web.Request) -> web.Response:
+        return self._list(request, "stages", self.stages_full)
+
+    async def get_stage(self, request: web.Request) -> web.Response:
+        return self._one(request, "stage", self.stages_full)
+
+    async def list_tags(self, request: web.Request) -> web.Response:
+        return self._list(request, "tags", self.tags)
+
+    async def get_tag(self, request: web.Request) -> web.Response:
+        return self._one(request, "tag", self.tags)
 
     def _validate(self, body: dict[str, Any], current: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
         """Apply a kase body onto `current` (or a new kase); returns (kase, errors)."""

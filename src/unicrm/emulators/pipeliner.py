@@ -63,17 +63,18 @@ class PipelinerEmulator(Emulator):
     def reset(self) -> None:
         rng = random.Random(self.seed)
         self.credentials = ("pipeliner-app-user", "pipeliner-app-password")
-        self.clients = {_uuid(rng): {"first_name": f, "last_name": last} for f, last in CLIENTS}
+        self.clients: dict[str, dict[str, Any]] = {_uuid(rng): {"first_name": f, "last_name": last} for f, last in CLIENTS}
         for cid, client in self.clients.items():
             client.update(id=cid, formatted_name=f"{client['first_name']} {client['last_name']}")
-        self.accounts = {}
+        self.accounts: dict[str, dict[str, Any]] = {}
         for name in ACCOUNTS:
             aid = _uuid(rng)
             self.accounts[aid] = {"id": aid, "name": name, "formatted_name": name}
-        self.contacts = {}
+        self.contacts: dict[str, dict[str, Any]] = {}
         for first, last in CONTACTS:
             cid = _uuid(rng)
             self.contacts[cid] = {"id": cid, "first_name": first, "last_name": last, "formatted_name": f"{first} {last}"}
+        self._enrich_entities()
         self.currencies = {cid: {"id": cid, "code": code, "symbol": code} for code, cid in CURRENCIES}
         self.relations: dict[str, dict[str, Any]] = {}
         self.projects: dict[str, dict[str, Any]] = {}
@@ -111,6 +112,178 @@ class PipelinerEmulator(Emulator):
             project["contact_relation_ids"] = rel_ids
             self.projects[pid] = project
 
+    def _enrich_entities(self) -> None:
+        """The rest of each Client, Account and Contact, in the fields of Pipeliner's entity schemas.
+
+        Same ids and names as before (projects point at them); added: owners, timestamps, the flat
+        address fields, email1/phone1, `home_page`, `comments`, a contact's `position` and its
+        `primary_account_id` (the primary account relation; the key name is an assumption).
+        Opportunities carry the documented required fields (`name`, `owner_id`, `closing_date`,
+        `step_id`, `value`); Steps (pipeline steps) are named after the docs' examples, their
+        `sort_order`/`percent` keys are assumptions.
+        """
+        start = datetime(2024, 10, 1, 9, 0, tzinfo=UTC)
+        client_ids = list(self.clients)
+        account_ids = list(self.accounts)
+        for i, client in enumerate(self.clients.values()):
+            first = client["first_name"].lower()
+            client.update(
+                email=f"{first}@pipeliner-sample.example",
+                middle_name=None,
+                default_unit_id="aba4a358-f3f8-4f55-b3ed-dd5cf589103b",
+                is_deleted=False,
+                created=_stamp(start + timedelta(days=i, microseconds=1000 * i)),
+                modified=_stamp(start + timedelta(days=10 + i, microseconds=1000 * i)),
+            )
+        for i, account in enumerate(self.accounts.values()):
+            slug = account["name"].lower().split()[0]
+            account.update(
+                owner_id=client_ids[i % len(client_ids)],
+                comments=f"{account['name']}, sample account" if i % 2 == 0 else None,
+                home_page=f"https://www.{slug}.example",
+                email1=f"info@{slug}.example",
+                phone1=f"+49 30 555 01{i:02d}",
+                phone2=None,
+                address=f"{i + 3} Hafenstrasse",
+                city="Hamburg",
+                state_province=None,
+                zip_code=f"2045{i}",
+                country="Germany",
+                is_deleted=False,
+                created=_stamp(start + timedelta(days=5 + i, hours=i)),
+                modified=_stamp(start + timedelta(days=20 + 2 * i, hours=i)),
+            )
+        for i, contact in enumerate(self.contacts.values()):
+            contact.update(
+                owner_id=client_ids[i % len(client_ids)],
+                primary_account_id=account_ids[i % len(account_ids)],
+                position=("Head of Finance", "IT Lead", "Buyer")[i % 3],
+                email1=f"{contact['first_name'].lower()}@example.com",
+                phone1=f"+49 170 555 0{i:03d}",
+                address=None,
+                city="Berlin" if i % 2 else None,
+                state_province=None,
+                zip_code=None,
+                country="Germany" if i % 2 else None,
+                is_deleted=False,
+                created=_stamp(start + timedelta(days=30 + i, minutes=7 * i)),
+                modified=_stamp(start + timedelta(days=40 + 3 * i, minutes=7 * i)),
+            )
+        # Pipeline steps and opportunities (an opportunity always sits in a step; `name`,
+        # `owner_id`, `closing_date`, `step_id` and `value` are required on create).
+        self.steps: dict[str, dict[str, Any]] = {}
+        for i, name in enumerate(("First contact", "Proposal", "Negotiation", "Closed/Won")):
+            sid = str(uuid.UUID(int=0x5000 + i, version=4))
+            self.steps[sid] = {
+                "id": sid,
+                "name": name,
+                "pipeline_id": "7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+                "sort_order": i + 1,
+                "percent": (10, 40, 70, 100)[i],
+                "is_deleted": False,
+                "created": _stamp(start),
+                "modified": _stamp(start + timedelta(days=i)),
+            }
+        step_ids = list(self.steps)
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        for i, topic in enumerate(("Licences", "Support renewal", "Data warehouse", "Training days", "Integrations")):
+            oid = str(uuid.UUID(int=0x6000 + i, version=4))
+            self.opportunities[oid] = {
+                "id": oid,
+                "name": f"{topic} {i + 1}",
+                "owner_id": client_ids[i % len(client_ids)],
+                "primary_account_id": account_ids[i % len(account_ids)],
+                "step_id": step_ids[i % len(step_ids)],
+                "closing_date": (start + timedelta(days=120 + 7 * i)).date().isoformat(),
+                "value": {"base_value": 5000.0 * (i + 1), "currency_id": CURRENCIES[i % 2][1], "value_foreign": 5000.0 * (i + 1)},
+                "is_archived": False,
+                "is_deleted": False,
+                "created": _stamp(start + timedelta(days=60 + i, hours=i)),
+                "modified": _stamp(start + timedelta(days=70 + 2 * i, hours=i)),
+            }
+
+    def _entity_out(self, request: web.Request, entity: str, record: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+        """An entity with its relations as URIs, or as objects when `expand` names them."""
+        out = dict(record)
+        for key, table, target in (
+            ("owner", self.clients, "Clients"),
+            ("primary_account", self.accounts, "Accounts"),
+            ("step", self.steps, "Steps"),
+        ):
+            ident = record.get(f"{key}_id")
+            if ident is None:
+                continue
+            related = table.get(ident)
+            out[key] = dict(related) if key in expand and related else self._uri(request, target, ident)
+        return out
+
+    def entity_list(self, entity: str, table: Any) -> Any:
+        """`GET /entities/<entity>`: cursor pages (`first`/`after`), `filter[...]`, `expand`, by `created`."""
+
+        async def handler(request: web.Request) -> web.Response:
+            if (denied := self._authorised(request)) is not None:
+                return denied
+            query = request.query
+            try:
+                first = int(query.get("first", "30"))
+            except ValueError:
+                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be a number")
+            if not 1 <= first <= 100:
+                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be between 1 and 100")
+            filters = []
+            for key, raw in query.items():
+                if key.startswith("filter[") and key.endswith("]"):
+                    field = key[7:-1]
+                    op = query.get(f"filter-op[{field}]", "eq")
+                    if op not in FILTER_OPS:
+                        return self._error(400, 117, "ERROR_PARAMETER_INVALID", f"unsupported filter-op {op}")
+                    try:
+                        if field in ("created", "modified"):
+                            _parse(raw)
+                    except ValueError:
+                        return self._error(400, 117, "ERROR_PARAMETER_INVALID", f"filter[{field}] is not a date-time")
+                    filters.append((field, op, raw))
+            offset = 0
+            if after := query.get("after"):
+                try:
+                    offset = int(orjson.loads(base64.b64decode(after))[0])
+                except Exception:
+                    return self._error(400, 117, "ERROR_PARAMETER_INVALID", "after is not a valid cursor")
+            rows = sorted((r for r in table().values() if self._matches(r, filters)), key=lambda r: str(r.get("created")))
+            page = rows[offset : offset + first]
+            end = offset + len(page)
+            expand = self._expand(request)
+
+            def cursor(position: int) -> str:
+                return base64.b64encode(orjson.dumps([str(position)])).decode()
+
+            return json_response(
+                {
+                    "success": True,
+                    "total": len(rows),
+                    "page_info": {
+                        "start_cursor": cursor(offset),
+                        "end_cursor": cursor(end),
+                        "has_previous_page": offset > 0,
+                        "has_next_page": end < len(rows),
+                    },
+                    "data": [self._entity_out(request, entity, r, expand) for r in page],
+                }
+            )
+
+        return handler
+
+    def entity_get(self, entity: str, table: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            if (denied := self._authorised(request)) is not None:
+                return denied
+            record = table().get(request.match_info["id"])
+            if record is None:
+                return self._not_found()
+            return json_response({"success": True, "data": self._entity_out(request, entity, record, self._expand(request))})
+
+        return handler
+
     def _relation(self, project_id: str, contact_id: str, primary: bool) -> str:
         rid = str(uuid.uuid4())
         self.relations[rid] = {"id": rid, "project_id": project_id, "contact_id": contact_id, "is_primary": primary}
@@ -143,9 +316,15 @@ class PipelinerEmulator(Emulator):
         router.add_patch(base + "/Projects/{id}", self.update_project)
         router.add_delete(base + "/Projects/{id}", self.delete_project)
         router.add_get(base + "/Currencies", self.simple_list(lambda: self.currencies))
-        router.add_get(base + "/Clients", self.simple_list(lambda: self.clients))
-        router.add_get(base + "/Accounts", self.simple_list(lambda: self.accounts))
-        router.add_get(base + "/Contacts", self.simple_list(lambda: self.contacts))
+        for entity, table in (
+            ("Clients", lambda: self.clients),
+            ("Accounts", lambda: self.accounts),
+            ("Contacts", lambda: self.contacts),
+            ("Opportunities", lambda: self.opportunities),
+            ("Steps", lambda: self.steps),
+        ):
+            router.add_get(f"{base}/{entity}", self.entity_list(entity, table))
+            router.add_get(f"{base}/{entity}/{{id}}", self.entity_get(entity, table))
         router.add_get(base + "/ProjectContactRelations", self.simple_list(lambda: self.relations))
 
     def _authorised(self, request: web.Request) -> web.Response | None:

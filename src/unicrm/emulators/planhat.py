@@ -158,6 +158,7 @@ class PlanhatData:
                 "owner": self.users[i % len(self.users)]["_id"],
                 "status": rng.choice(("prospect", "customer", "customer", "coming")),
                 "externalId": f"ACC-{1000 + i}",
+                "domains": [name.lower().split()[0] + ".example"],
                 "custom": {},
             }
             for i, name in enumerate(COMPANIES)
@@ -173,6 +174,8 @@ class PlanhatData:
                     "lastName": last,
                     "name": f"{first} {last}",
                     "companyId": company["_id"],
+                    "companyName": company["name"],
+                    "position": ("CFO", "Customer Success Lead", "Engineer")[i % 3],
                     "email": f"{first.lower()}.{last.lower()}{i}@example.com",
                 }
             )

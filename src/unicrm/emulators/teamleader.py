@@ -141,11 +141,16 @@ class TeamleaderEmulator(Emulator):
             }
             for i, (f, last) in enumerate(USERS)
         }
-        self.companies = {_uuid(2, i + 1): {"id": _uuid(2, i + 1), "name": name} for i, name in enumerate(COMPANIES)}
-        self.contacts = {
+        self.companies: dict[str, dict[str, Any]] = {
+            _uuid(2, i + 1): {"id": _uuid(2, i + 1), "name": name} for i, name in enumerate(COMPANIES)
+        }
+        self.contacts: dict[str, dict[str, Any]] = {
             _uuid(3, i + 1): {"id": _uuid(3, i + 1), "first_name": f, "last_name": last} for i, (f, last) in enumerate(CONTACTS)
         }
-        self.deals = {_uuid(4, i + 1): {"id": _uuid(4, i + 1), "title": f"Deal {i + 1}"} for i in range(10)}
+        self.deals: dict[str, dict[str, Any]] = {
+            _uuid(4, i + 1): {"id": _uuid(4, i + 1), "title": f"Deal {i + 1}"} for i in range(10)
+        }
+        self._enrich_references()
         self.definitions = {
             CF_DEFINITION: {"id": CF_DEFINITION, "context": "project", "type": "single_line", "label": "Sector"},
             CF_REGION: {"id": CF_REGION, "context": "project", "type": "single_line", "label": "Region"},
@@ -211,6 +216,95 @@ class TeamleaderEmulator(Emulator):
             return int(project_id.rsplit("-", 1)[1], 16)
         except (ValueError, IndexError):
             return None
+
+    def _enrich_references(self) -> None:
+        """The rest of each user, company, contact and deal in the shape of Teamleader's `*.info`
+        answers (same ids and names as before: projects point at them)."""
+        start = datetime(2024, 9, 2, 8, 0, tzinfo=UTC)
+        user_ids, company_ids, contact_ids = list(self.users), list(self.companies), list(self.contacts)
+
+        def ts(days: float) -> str:
+            return (start + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+        for i, user in enumerate(self.users.values()):
+            user.update(language="nl", function=("Project manager", "Consultant", "Account manager")[i % 3])
+        for i, company in enumerate(self.companies.values()):
+            slug = company["name"].lower().split()[-1]
+            company.update(
+                business_type=None,
+                vat_number=f"BE0{400000000 + i}",
+                emails=[{"type": "primary", "email": f"info@{slug}.example"}],
+                telephones=[{"type": "phone", "number": f"+32 9 555 01 {i:02d}"}],
+                website=f"https://www.{slug}.example",
+                addresses=[
+                    {
+                        "type": "invoicing",
+                        "address": {
+                            "line_1": f"Kouter {i + 1}",
+                            "postal_code": "9000",
+                            "city": "Gent",
+                            "country": "BE",
+                            "area_level_two": None,
+                        },
+                    }
+                ],
+                responsible_user={"type": "user", "id": user_ids[i % len(user_ids)]},
+                tags=["customer"] if i % 2 == 0 else [],
+                added_at=ts(i),
+                updated_at=ts(10 + 1.5 * i),
+                web_url=f"https://focus.teamleader.eu/company_detail.php?id={company['id']}",
+            )
+        for i, contact in enumerate(self.contacts.values()):
+            contact.update(
+                emails=[{"type": "primary", "email": f"{contact['first_name'].lower()}@example.be"}],
+                telephones=[{"type": "mobile", "number": f"+32 470 55 01 {i:02d}"}],
+                addresses=[],
+                companies=[
+                    {
+                        "position": ("Zaakvoerder", "Aankoper", "IT")[i % 3],
+                        "decision_maker": i % 3 == 0,
+                        "company": {"type": "company", "id": company_ids[i % len(company_ids)]},
+                    }
+                ],
+                tags=[],
+                added_at=ts(20 + i),
+                updated_at=ts(30 + 2 * i),
+            )
+        for i, deal in enumerate(self.deals.values()):
+            deal.update(
+                summary=f"Sample deal {i + 1}" if i % 2 else None,
+                reference=f"{i + 1}",
+                status=("open", "won", "lost")[i % 3],
+                lead={
+                    "customer": {"type": "company", "id": company_ids[i % len(company_ids)]},
+                    "contact_person": {"type": "contact", "id": contact_ids[i % len(contact_ids)]},
+                },
+                estimated_value={"amount": 1000.0 * (i + 1), "currency": "EUR"},
+                estimated_closing_date=(start + timedelta(days=90 + i)).date().isoformat(),
+                estimated_probability=0.5,
+                current_phase={"type": "dealPhase", "id": _uuid(6, 1 + i % 3)},
+                responsible_user={"type": "user", "id": user_ids[i % len(user_ids)]},
+                closed_at=None,
+                created_at=ts(40 + i),
+                updated_at=ts(50 + i),
+                web_url=f"https://focus.teamleader.eu/deal_detail.php?id={deal['id']}",
+            )
+
+    def _info(
+        self, table: Callable[[], dict[str, dict[str, Any]]], kind: str
+    ) -> Callable[[dict[str, Any]], Awaitable[web.Response]]:
+        """`<kind>s.info`: one record by `id`; 404 when there is none."""
+
+        async def run(body: dict[str, Any]) -> web.Response:
+            ident = body.get("id")
+            if not isinstance(ident, str) or not ident:
+                raise _bad("id is required")
+            record = table().get(ident)
+            if record is None:
+                raise TeamleaderError(404, f"{kind} {ident} not found")
+            return json_response({"data": record})
+
+        return run
 
     def _find(self, project_id: Any, for_write: bool = True) -> dict[str, Any]:
         if not isinstance(project_id, str) or not project_id:
@@ -316,6 +410,10 @@ class TeamleaderEmulator(Emulator):
             "/companies.list": self._lister(lambda: self.companies),
             "/contacts.list": self._lister(lambda: self.contacts),
             "/deals.list": self._lister(lambda: self.deals),
+            "/users.info": self._info(lambda: self.users, "User"),
+            "/companies.info": self._info(lambda: self.companies, "Company"),
+            "/contacts.info": self._info(lambda: self.contacts, "Contact"),
+            "/deals.info": self._info(lambda: self.deals, "Deal"),
             "/customFieldDefinitions.list": self._lister(lambda: self.definitions),
             "/users.me": self.users_me,
         }

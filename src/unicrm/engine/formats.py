@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from unicrm.engine.errors import bad_request
-from unicrm.model import FIELDS, empty_value
+from unicrm.model import PROJECTS, empty_value
 from unicrm.providers.declaration import iso_utc, parse_iso_datetime
 
-_KINDS = [(f.name, f.kind) for f in FIELDS]
+_KINDS = PROJECTS.kinds
 
 
 def _coerce(kind: str, value: Any) -> Any:
@@ -30,6 +30,17 @@ def _coerce(kind: str, value: Any) -> Any:
         except (TypeError, ValueError):
             return None
         return int(number) if number.is_integer() else number
+    if kind == "integer":
+        if isinstance(value, bool):
+            return None
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind == "object_list":
+        return [dict(v) for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
     if kind == "string":
         return str(value)
     if kind == "ref":
@@ -43,9 +54,9 @@ def _coerce(kind: str, value: Any) -> Any:
     return value
 
 
-def normalize(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Every unified field present, values coerced to the schema's types, no remote_data."""
-    return {name: _coerce(kind, record.get(name)) for name, kind in _KINDS}
+def normalize(record: Mapping[str, Any], kinds: Sequence[tuple[str, str]] = _KINDS) -> dict[str, Any]:
+    """Every unified field of the resource present, values coerced to the schema's types, no remote_data."""
+    return {name: _coerce(kind, record.get(name)) for name, kind in kinds}
 
 
 def exclude_fields(record: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:

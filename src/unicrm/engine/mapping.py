@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from unicrm.model import FIELDS_BY_NAME
+from unicrm.model import RESOURCES, ResourceModel
 from unicrm.providers.declaration import ConversionError, Field, Lookups, Op, Provider
 
 ToUnified = Callable[[Mapping[str, Any], Lookups], dict[str, Any]]
@@ -122,6 +122,7 @@ class CompiledMapping:
     writable: Mapping[Op, frozenset[str]]
     required: Mapping[Op, tuple[str, ...]]
     remote_to_unified: Mapping[str, str]
+    model: ResourceModel
 
     def to_provider(self, body: Mapping[str, Any], op: Op, lookups: Lookups) -> dict[str, Any]:
         """Map a validated unified body to the provider body (before `remote_data` merging)."""
@@ -151,14 +152,17 @@ class CompiledMapping:
 
 
 def compile_mapping(provider: Provider) -> CompiledMapping:
-    """Compile a provider declaration's fields."""
+    """Compile a provider declaration's fields (of the resource the declaration is for)."""
+    model = RESOURCES.get(provider.resource)
+    if model is None:
+        raise ValueError(f"{provider.name}: unknown unified resource {provider.resource!r}")
     names = [f.unified for f in provider.fields]
-    unknown = [n for n in names if n not in FIELDS_BY_NAME]
+    unknown = [n for n in names if n not in model.fields_by_name]
     if unknown:
-        raise ValueError(f"{provider.name}: unknown unified fields {unknown}")
+        raise ValueError(f"{provider.name}: unknown unified {provider.resource} fields {unknown}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{provider.name}: a unified field is declared twice")
-    empty: dict[str, list[Any]] = {f.name: [] for f in FIELDS_BY_NAME.values() if f.kind == "ref_list"}
+        raise ValueError(f"{provider.name}: a unified {provider.resource} field is declared twice")
+    empty: dict[str, list[Any]] = {f.name: [] for f in model.fields if f.kind in ("ref_list", "object_list")}
     reader = _compile_reader(provider.fields, empty)
     writable: dict[Op, frozenset[str]] = {
         op: frozenset(f.unified for f in provider.fields if f.writes_on(op)) for op in ("create", "update")
@@ -177,4 +181,5 @@ def compile_mapping(provider: Provider) -> CompiledMapping:
         writable=writable,
         required=required,
         remote_to_unified=remote,
+        model=model,
     )

@@ -10,8 +10,8 @@ from typing import Any
 
 from unicrm.engine.mapping import CompiledMapping
 from unicrm.engine.options import FILTER_FIELDS, FILTER_OPS
-from unicrm.model import FIELDS, OPERATIONS, json_schema_for
-from unicrm.providers.declaration import Op
+from unicrm.model import FIELDS, OPERATIONS, RESOURCES, field_schema
+from unicrm.providers.declaration import Op, Provider
 
 
 def filters_honoured(mapping: CompiledMapping) -> dict[str, dict[str, str]]:
@@ -44,7 +44,7 @@ def field_rows(mapping: CompiledMapping, op: Op) -> list[dict[str, Any]]:
     required = required_on(mapping, op)
     required_names = {n for label in required for n in label.split(" or ")}
     rows = []
-    for spec in FIELDS:
+    for spec in mapping.model.fields:
         fld = mapping.provider.field(spec.name)
         if op in ("create", "update"):
             supported = spec.name in mapping.writable.get(op, frozenset())
@@ -65,18 +65,19 @@ def field_rows(mapping: CompiledMapping, op: Op) -> list[dict[str, Any]]:
 
 
 def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
-    """The body of `GET /unified/crm/projects/{integration}/meta/{method}`."""
+    """The body of `GET /unified/crm/{resource}/{integration}/meta/{method}`."""
     provider = mapping.provider
     rows = field_rows(mapping, method)
     supported = {r["name"] for r in rows if r["supported"]}
     required = required_on(mapping, method) if method in ("create", "update") else []
     response_props = {
-        f.name: json_schema_for(f.kind, f.enum) | {"description": f.description} for f in FIELDS if f.name in mapping.readable
+        f.name: field_schema(f) | {"description": f.description} for f in mapping.model.fields if f.name in mapping.readable
     }
     response_props["remote_data"] = {"type": "object", "description": f"The {provider.label} record as received"}
     meta: dict[str, Any] = {
         "integration": provider.name,
         "label": provider.label,
+        "resource": mapping.model.name,
         "method": method,
         "supported": method in provider.endpoints,
         "documentation_link": provider.docs_url,
@@ -87,15 +88,15 @@ def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
             "max_page_size": provider.pagination.max_size,
             "pagination": provider.pagination.style,
         },
-        "notes": list(provider.notes),
+        "notes": list(provider.notes) + ([provider.keep_note] if provider.keep_note else []),
         "differences_from_truto": [d.__dict__ for d in provider.differences if d.op in (method, "all")],
     }
     if method in ("create", "update"):
         props = {}
-        for f in FIELDS:
+        for f in mapping.model.fields:
             if f.name in supported:
                 row = next(r for r in rows if r["name"] == f.name)
-                props[f.name] = json_schema_for(f.kind, f.enum) | {"description": f.description, "x-notes": row["notes"]}
+                props[f.name] = field_schema(f) | {"description": f.description, "x-notes": row["notes"]}
         props["remote_data"] = {"type": "object", "description": "Merged as-is into the provider request body"}
         meta["request_body_schema"] = {
             "type": "object",
@@ -122,8 +123,69 @@ def meta_document(mapping: CompiledMapping, method: Op) -> dict[str, Any]:
     return meta
 
 
-def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
-    """docs/coverage.md: per provider and operation, supported/required fields and filters."""
+def missing_resource_meta(provider: Provider, resource: str, method: str) -> dict[str, Any]:
+    """Meta for a resource the provider does not have: says so and names what it has."""
+    have = list(provider.resource_names())
+    return {
+        "integration": provider.name,
+        "label": provider.label,
+        "resource": resource,
+        "method": method,
+        "supported": False,
+        "message": missing_resource_message(provider, resource),
+        "available_resources": have,
+    }
+
+
+def missing_resource_message(provider: Provider, resource: str) -> str:
+    """Why a provider cannot serve a resource, naming the ones it can."""
+    return (
+        f"{provider.label} has no {resource} endpoint that unicrm maps. "
+        f"Resources available for {provider.label}: {', '.join(provider.resource_names())}."
+    )
+
+
+def _resources_markdown(resources: dict[str, dict[str, CompiledMapping]], providers: list[str]) -> list[str]:
+    lines = ["## Resources besides projects", "", "Operations per provider (`–`: the provider has no such endpoint).", ""]
+    lines.append("| resource | " + " | ".join(providers) + " |")
+    lines.append("|---|" + "---|" * len(providers))
+    for name in RESOURCES:
+        if name == "projects":
+            continue
+        per = resources.get(name, {})
+        cells = [", ".join(op for op in OPERATIONS if op in per[p].provider.endpoints) if p in per else "–" for p in providers]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, model in RESOURCES.items():
+        per = resources.get(name, {})
+        if name == "projects" or not per:
+            continue
+        have = [p for p in providers if p in per]
+        lines += [f"### {name} (read: list and get)", ""]
+        lines.append("| field | " + " | ".join(have) + " |")
+        lines.append("|---|" + "---|" * len(have))
+        for spec in model.fields:
+            lines.append(f"| {spec.name} | " + " | ".join("✓" if spec.name in per[p].readable else "–" for p in have) + " |")
+        lines.append("")
+        for p in have:
+            honoured = filters_honoured(per[p])
+            filters = "; ".join(f"{f} {', '.join(f'{o} ({h})' for o, h in ops.items())}" for f, ops in honoured.items())
+            provider = per[p].provider
+            endpoint = provider.endpoints.get("list") or next(iter(provider.endpoints.values()))
+            extra = f"; {provider.keep_note}" if provider.keep_note else ""
+            lines.append(f"- {p}: `{endpoint.method} {endpoint.path}`; filters: {filters or 'none'}{extra}")
+        lines.append("")
+    return lines
+
+
+def coverage_markdown(
+    mappings: dict[str, CompiledMapping], resources: dict[str, dict[str, CompiledMapping]] | None = None
+) -> str:
+    """docs/coverage.md: per provider and operation, supported/required fields and filters.
+
+    `mappings` are the projects mappings by provider; `resources` the other resources' mappings
+    by resource, then provider.
+    """
     names = sorted(mappings)
     lines = [
         "# Provider coverage",
@@ -184,4 +246,6 @@ def coverage_markdown(mappings: dict[str, CompiledMapping]) -> str:
         for note in mappings[n].provider.notes:
             lines.append(f"- **{n}**: {note}")
     lines.append("")
+    if resources is not None:
+        lines += _resources_markdown(resources, names)
     return "\n".join(lines)

@@ -1,7 +1,9 @@
-"""The unified operations: list, get, create, update, delete (PRODUCT §3).
+"""The unified operations: list, get, create, update, delete (PRODUCT §3), for every resource.
 
-`Engine` is built once at start-up from the provider declarations (mappings compiled then),
-and serves every request by reading those declarations: it contains no provider names.
+`Engine` is built once at start-up from the provider declarations (one compiled mapping per
+provider and resource), and serves every request by reading those declarations: it contains
+no provider names. A resource is served through the provider's view of it
+(`Provider.for_resource`), so projects, users, accounts, ... share one code path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.errors import ApiError, bad_request
 from unicrm.engine.formats import exclude_fields, key_by, normalize
 from unicrm.engine.mapping import CompiledMapping, MappingError, compile_mapping, deep_merge, get_path, set_path
+from unicrm.engine.meta import missing_resource_message
 from unicrm.engine.options import Filter, Options, parse_options
 from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
@@ -81,21 +84,44 @@ class Engine:
         codec: CursorCodec,
     ) -> None:
         self.providers = dict(providers)
-        self.mappings: dict[str, CompiledMapping] = {name: compile_mapping(p) for name, p in providers.items()}
+        #: (provider, resource) → the provider's declaration as seen by that resource.
+        self.views: dict[tuple[str, str], Provider] = {}
+        for name, provider in providers.items():
+            for resource in provider.resource_names():
+                view = provider.for_resource(resource)
+                assert view is not None
+                self.views[(name, resource)] = view
+        self.resource_mappings: dict[tuple[str, str], CompiledMapping] = {k: compile_mapping(v) for k, v in self.views.items()}
+        self.resource_paginators: dict[tuple[str, str], Paginator] = {
+            k: paginator_for(v.pagination) for k, v in self.views.items()
+        }
+        # The projects mappings and paginators by provider, as before resources existed.
+        self.mappings: dict[str, CompiledMapping] = {name: self.resource_mappings[(name, "projects")] for name in providers}
+        self.paginators: dict[str, Paginator] = {name: self.resource_paginators[(name, "projects")] for name in providers}
+        # Every resource of a provider calls the same origins: one set per provider.
         self.destinations: dict[str, Destinations] = {name: destinations_of(p, pool.policy) for name, p in providers.items()}
-        self.paginators: dict[str, Paginator] = {name: paginator_for(p.pagination) for name, p in providers.items()}
         self.pool = pool
         self.gateway = gateway
         self.codec = codec
-        self._lookups: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ plumbing
-    def _open(self, account: AccountLike, op: Op) -> tuple[Provider, CompiledMapping, ProviderCall]:
-        provider = self.providers.get(account.integration)
-        if provider is None:
+    def _open(self, account: AccountLike, op: Op, resource: str = "projects") -> tuple[Provider, CompiledMapping, ProviderCall]:
+        base = self.providers.get(account.integration)
+        if base is None:
             raise ApiError(400, f"Integration {account.integration!r} of this account is not available on this server.")
+        provider = self.views.get((base.name, resource))
+        if provider is None:
+            raise ApiError(405, missing_resource_message(base, resource))
         if op not in provider.endpoints:
-            raise ApiError(405, f"{provider.label} does not support {op} for projects.")
+            can = ", ".join(o for o in ("list", "get", "create", "update", "delete") if o in provider.endpoints)
+            suffix = "" if resource == "projects" else f" It supports: {can}."
+            raise ApiError(405, f"{provider.label} does not support {op} for {resource}.{suffix}")
+        mapping = self.resource_mappings[(provider.name, resource)]
+        return provider, mapping, self.call_for(account, provider, mapping)
+
+    def call_for(self, account: AccountLike, provider: Provider, mapping: CompiledMapping) -> ProviderCall:
+        """The account's calls to its provider (credentials, refresh, errors), unless it needs reauth."""
         if account.status == "needs_reauth":
             raise ApiError(
                 401,
@@ -103,13 +129,12 @@ class Engine:
                 "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
                 remote=True,
             )
-        mapping = self.mappings[provider.name]
         destinations = self.destinations[provider.name]
         call = ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, destinations)
         trace = current_trace()
         if trace is not None:
             trace.redact = call.redact
-        return provider, mapping, call
+        return call
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
         if not provider.lookups:
@@ -117,7 +142,7 @@ class Engine:
         now = time.monotonic()
         out: dict[str, dict[str, Any]] = {}
         for lookup in provider.lookups:
-            key = (call.account_id, lookup.name)
+            key = (call.account_id, provider.resource, lookup.name)
             cached = self._lookups.get(key)
             if cached and cached[0] > now:
                 out[lookup.name] = cached[1]
@@ -150,11 +175,13 @@ class Engine:
             del self._lookups[key]
 
     # ------------------------------------------------------------------ list
-    async def list(self, account: AccountLike, query: dict[str, Any]) -> Result:
+    async def list(self, account: AccountLike, query: dict[str, Any], resource: str = "projects") -> Result:
         opts = parse_options(query)
-        provider, mapping, call = self._open(account, "list")
+        provider, mapping, call = self._open(account, "list", resource)
         endpoint = provider.endpoints["list"]
-        paginator = self.paginators[provider.name]
+        paginator = self.resource_paginators[(provider.name, resource)]
+        kinds = mapping.model.kinds
+        keep = provider.keep
         spec = provider.pagination
         size = spec.max_size if opts.format == "stream" else min(opts.limit or spec.default_size, spec.max_size)
         if opts.ignore_limit:
@@ -184,6 +211,9 @@ class Engine:
                 raise _unreadable(provider, response, "a list of records")
             nxt = paginator.next(page_state, size, response, records)
             looping = nxt is not None and nxt == page_state
+            if keep is not None:
+                # One provider endpoint serves two resources: only this resource's records count.
+                records = [r for r in records if isinstance(r, dict) and keep(r)]
             mapped: list[dict[str, Any]] = []
             after_read = provider.hooks.after_read
             for record in records:
@@ -198,7 +228,9 @@ class Engine:
         if opts.format == "stream":
             first = await fetch(state)
             return Result(
-                content_type=NDJSON, stream=self._stream(first, fetch, opts), headers=rate_limit_headers(provider, first.response)
+                content_type=NDJSON,
+                stream=self._stream(first, fetch, opts, kinds),
+                headers=rate_limit_headers(provider, first.response),
             )
 
         page = await fetch(state)
@@ -210,7 +242,7 @@ class Engine:
         headers = rate_limit_headers(provider, page.response)
         if opts.format == "raw":
             return Result(body={"result": page.records, "next_cursor": next_cursor}, headers=headers)
-        records_out = [self._shape(r, opts) for r in page.mapped]
+        records_out = [self._shape(r, opts, kinds) for r in page.mapped]
         result: Any = key_by(records_out, opts.key_by) if opts.key_by else records_out
         envelope = {"result": result, "next_cursor": next_cursor, "prev_cursor": None, "result_count": len(records_out)}
         if opts.format == "debug":
@@ -227,7 +259,7 @@ class Engine:
         return Result(body=envelope, headers=headers)
 
     async def _stream(
-        self, first: _Page, fetch: Callable[[dict[str, Any]], Awaitable[_Page]], opts: Options
+        self, first: _Page, fetch: Callable[[dict[str, Any]], Awaitable[_Page]], opts: Options, kinds: Any = None
     ) -> AsyncIterator[bytes]:
         """Every page, one NDJSON line per record; the next page is fetched while this one is sent.
 
@@ -242,7 +274,7 @@ class Engine:
                 # process, another machine) works while we map, serialise and write.
                 pending = asyncio.ensure_future(fetch(page.next_state)) if page.next_state is not None else None
                 if page.mapped:
-                    shaped = [self._shape(r, opts) for r in page.mapped]
+                    shaped = [self._shape(r, opts, kinds) for r in page.mapped]
                     if trace is not None:
                         trace.stream_records += len(shaped)
                     yield b"\n".join(map(orjson.dumps, shaped)) + b"\n"
@@ -277,39 +309,52 @@ class Engine:
                 residual.append(flt)
             else:
                 raise bad_request(
-                    f"{provider.label} cannot filter projects on {flt.field}: its API does not expose that field. "
-                    f"See GET /unified/crm/projects/{provider.name}/meta/list for the filters it honours."
+                    f"{provider.label} cannot filter {provider.resource} on {flt.field}: its API does not expose that field. "
+                    f"See GET /unified/crm/{provider.resource}/{provider.name}/meta/list for the filters it honours."
                 )
         return native, residual
 
     # ------------------------------------------------------------------ get
-    async def get(self, account: AccountLike, record_id: str, query: dict[str, Any]) -> Result:
+    async def get(self, account: AccountLike, record_id: str, query: dict[str, Any], resource: str = "projects") -> Result:
         opts = parse_options(query)
-        provider, mapping, call = self._open(account, "get")
+        provider, mapping, call = self._open(account, "get", resource)
         endpoint = provider.endpoints["get"]
         if opts.skip_api_call:
             return Result(body=self._dry_run(call, endpoint, record_id, {**opts.remote_query}, None))
         lookups = await self._lookups_for(provider, call)
         response = await call.call(endpoint, record_id, params=opts.remote_query)
         headers = rate_limit_headers(provider, response)
+        if provider.keep is not None and not provider.keep(self._record(provider, endpoint, response)):
+            raise ApiError(404, f"{provider.label} has no {mapping.model.singular} {record_id} ({provider.keep_note}).")
         if opts.format == "raw":
             return Result(raw=response.body, content_type=response.content_type, headers=headers)
         record = self._record(provider, endpoint, response)
         return self._single(call, mapping, record, lookups, opts, 200, headers)
 
     # ------------------------------------------------------------------ create / update
-    async def create(self, account: AccountLike, body: Any, query: dict[str, Any], reference: str | None = None) -> Result:
-        """Create a project; `reference` (derived from the Idempotency-Key) lets a lost answer be settled."""
-        return await self._write("create", account, None, body, query, reference)
+    async def create(
+        self, account: AccountLike, body: Any, query: dict[str, Any], reference: str | None = None, resource: str = "projects"
+    ) -> Result:
+        """Create a record; `reference` (derived from the Idempotency-Key) lets a lost answer be settled."""
+        return await self._write("create", account, None, body, query, reference, resource)
 
-    async def update(self, account: AccountLike, record_id: str, body: Any, query: dict[str, Any]) -> Result:
-        return await self._write("update", account, record_id, body, query)
+    async def update(
+        self, account: AccountLike, record_id: str, body: Any, query: dict[str, Any], resource: str = "projects"
+    ) -> Result:
+        return await self._write("update", account, record_id, body, query, resource=resource)
 
     async def _write(
-        self, op: Op, account: AccountLike, record_id: str | None, body: Any, query: dict[str, Any], reference: str | None = None
+        self,
+        op: Op,
+        account: AccountLike,
+        record_id: str | None,
+        body: Any,
+        query: dict[str, Any],
+        reference: str | None = None,
+        resource: str = "projects",
     ) -> Result:
         opts = parse_options(query)
-        provider, mapping, call = self._open(account, op)
+        provider, mapping, call = self._open(account, op, resource)
         endpoint = provider.endpoints[op]
         fields, remote_data = validate_body(body, op, mapping)
         # Reference data (currencies, field definitions) is read even for a dry run: it is
@@ -406,9 +451,9 @@ class Engine:
             return None
 
     # ------------------------------------------------------------------ delete
-    async def delete(self, account: AccountLike, record_id: str, query: dict[str, Any]) -> Result:
+    async def delete(self, account: AccountLike, record_id: str, query: dict[str, Any], resource: str = "projects") -> Result:
         opts = parse_options(query)
-        provider, mapping, call = self._open(account, "delete")
+        provider, mapping, call = self._open(account, "delete", resource)
         endpoint = provider.endpoints["delete"]
         if opts.skip_api_call:
             return Result(body=self._dry_run(call, endpoint, record_id, opts.remote_query, None))
@@ -449,9 +494,9 @@ class Engine:
             raise _unreadable(provider, response, "a record")
         return record
 
-    def _shape(self, unified: dict[str, Any], opts: Options) -> dict[str, Any]:
+    def _shape(self, unified: dict[str, Any], opts: Options, kinds: Any = None) -> dict[str, Any]:
         if opts.format == "normalized":
-            unified = normalize(unified)
+            unified = normalize(unified, kinds) if kinds is not None else normalize(unified)
         elif opts.ignore_remote_data:
             unified.pop("remote_data", None)
         return exclude_fields(unified, opts.exclude_fields) if opts.exclude_fields else unified
@@ -468,7 +513,7 @@ class Engine:
     ) -> Result:
         unified = mapping.to_unified(mapping.provider.hooks.after_read(record), lookups)
         unified["remote_data"] = record
-        shaped = self._shape(unified, opts)
+        shaped = self._shape(unified, opts, mapping.model.kinds)
         if opts.format == "debug":
             return Result(status=status, body={"result": shaped, "debug": self._debug(call)}, headers=headers)
         return Result(status=status, body=shaped, headers=headers)

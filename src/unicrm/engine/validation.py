@@ -11,7 +11,7 @@ from typing import Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.engine.mapping import CompiledMapping
-from unicrm.model import FIELDS_BY_NAME, REQUEST_EXTRAS, STATUSES, UnifiedField
+from unicrm.model import REQUEST_EXTRAS, STATUSES, UnifiedField
 from unicrm.providers.declaration import Op, parse_iso_datetime
 
 
@@ -28,6 +28,15 @@ def _type_problem(spec: UnifiedField, value: Any) -> str | None:
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be a number, got {value!r}"
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be an integer, got {value!r}"
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            return f"must be true or false, got {value!r}"
+    elif kind == "object_list":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return "must be an array of objects"
     elif kind == "datetime":
         if not isinstance(value, str):
             return f"must be an ISO 8601 date-time string, got {value!r}"
@@ -63,14 +72,16 @@ def _ref_problem(value: Any, name_suffices: bool = False) -> str | None:
 def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (unified fields, remote_data) of a valid body, or raise a 400 naming the fields."""
     label = mapping.provider.label
+    by_name = mapping.model.fields_by_name
+    singular = mapping.model.singular
     if not isinstance(body, dict):
-        raise ApiError(400, f"The request body must be a JSON object with unified project fields; got {type(body).__name__}.")
-    unknown = sorted(k for k in body if k not in FIELDS_BY_NAME and k not in REQUEST_EXTRAS)
+        raise ApiError(400, f"The request body must be a JSON object with unified {singular} fields; got {type(body).__name__}.")
+    unknown = sorted(k for k in body if k not in by_name and k not in REQUEST_EXTRAS)
     if unknown:
         raise ApiError(
             400,
-            f"Unknown field(s) {', '.join(unknown)}. Unified project fields are: "
-            f"{', '.join(sorted(FIELDS_BY_NAME))}; provider-specific keys go in remote_data.",
+            f"Unknown field(s) {', '.join(unknown)}. Unified {singular} fields are: "
+            f"{', '.join(sorted(by_name))}; provider-specific keys go in remote_data.",
             insight={"unknown_body_fields": {"description": "Fields that are not part of the unified model", "value": unknown}},
         )
     remote_data = body.get("remote_data") or {}
@@ -79,7 +90,7 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
     fields = {k: v for k, v in body.items() if k not in REQUEST_EXTRAS}
     invalid: list[dict[str, str]] = []
     for name, value in fields.items():
-        spec = FIELDS_BY_NAME[name]
+        spec = by_name[name]
         if spec.response_only:
             invalid.append({"field": name, "message": "is read-only (response only)"})
             continue
@@ -134,7 +145,7 @@ def validate_body(body: Any, op: Op, mapping: CompiledMapping) -> tuple[dict[str
         raise ApiError(
             400,
             f"Missing required field(s) for {op} in {label}: {', '.join(missing)}. "
-            f"See GET /unified/crm/projects/{mapping.provider.name}/meta/{op} for what {label} requires.",
+            f"See GET /unified/crm/{mapping.model.name}/{mapping.provider.name}/meta/{op} for what {label} requires.",
             insight=_missing_insight(missing, label, op),
         )
     return fields, remote_data

@@ -9,6 +9,7 @@ page/perPage paging with a Link header, integer ids, a project belongs to one ma
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from unicrm.providers.declaration import (
@@ -27,10 +28,13 @@ from unicrm.providers.declaration import (
     Lookup,
     Lookups,
     NativeFilter,
+    Number,
+    Op,
     Pagination,
     Provider,
     RateLimitHeaders,
     Ref,
+    Resource,
     full_name,
     iso_utc,
 )
@@ -141,11 +145,230 @@ def since_filter(op: str, moment: Any) -> Mapping[str, Any]:
     return {"since": iso_utc(moment)}
 
 
+def since_at_least(op: str, moment: Any) -> Mapping[str, Any]:
+    """`since` for the other resources: Capsule answers records changed strictly after the
+    instant, and its timestamps are whole seconds, so `gte t` asks for after ceil(t) - 1 s."""
+    if op == "gt":
+        return {"since": iso_utc(moment)}
+    whole = moment.replace(microsecond=0)
+    if whole < moment:
+        whole += timedelta(seconds=1)
+    return {"since": iso_utc(whole - timedelta(seconds=1))}
+
+
 def field_errors(body: Any) -> list[FieldError]:
     errors = body.get("errors") if isinstance(body, Mapping) else None
     if not isinstance(errors, list):
         return []
     return [FieldError(str(e.get("field", "")), str(e.get("message", ""))) for e in errors if isinstance(e, Mapping)]
+
+
+# ----------------------------------------------------------------------------- other resources
+# Parties are organisations (unified accounts) and people (unified contacts) behind one
+# endpoint; `keep` splits them by `type`.
+PARTY_EMBED = {"embed": "tags,fields"}
+
+
+def is_organisation(record: Mapping[str, Any]) -> bool:
+    return record.get("type") == "organisation"
+
+
+def is_person(record: Mapping[str, Any]) -> bool:
+    return record.get("type") == "person"
+
+
+# These run for every party of every list page: plain loops, `__class__ is dict` rather than
+# isinstance, and an early return for the (common) empty collections.
+def _sid(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("addresses")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [
+        {
+            "id": _sid(a.get("id")),
+            "street_1": a.get("street"),
+            "street_2": None,
+            "city": a.get("city"),
+            "state": a.get("state"),
+            "postal_code": a.get("zip"),
+            "country": a.get("country"),
+            "type": a.get("type"),
+        }
+        for a in rows
+        if a.__class__ is dict
+    ]
+
+
+def read_phone_numbers(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("phoneNumbers")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [
+        {"id": _sid(p.get("id")), "number": p.get("number"), "extension": None, "type": p.get("type")}
+        for p in rows
+        if p.__class__ is dict
+    ]
+
+
+def read_email_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("emailAddresses")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [{"id": _sid(e.get("id")), "email": e.get("address"), "type": e.get("type")} for e in rows if e.__class__ is dict]
+
+
+def read_urls(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    # Capsule's websites carry a service (URL, TWITTER, LINKEDIN, ...) and the address as typed.
+    rows = record.get("websites")
+    if not rows or rows.__class__ is not list:
+        return []
+    return [{"url": w.get("url") or w.get("address"), "type": w.get("service")} for w in rows if w.__class__ is dict]
+
+
+def read_website(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    rows = record.get("websites")
+    if not rows or rows.__class__ is not list:
+        return None
+    for site in rows:
+        if site.__class__ is dict and site.get("service") == "URL":
+            return site.get("url") or site.get("address")
+    return None
+
+
+def read_organisation(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    org = record.get("organisation")
+    if not isinstance(org, dict) or org.get("id") is None:
+        return None
+    return {"id": str(org["id"]), "name": org.get("name")}
+
+
+def read_party_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _party_name(record)
+
+
+def read_opportunity_status(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    # Capsule closes an opportunity by moving it to a complete milestone (won) or by giving a
+    # lost reason; an open one has no closedOn.
+    if not record.get("closedOn"):
+        return "open"
+    return "lost" if record.get("lostReason") or record.get("probability") == 0 else "won"
+
+
+def _opportunity_party(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return read_account(record, lookups)
+
+
+PARTY_COMMON = (
+    Field("id", read="id", conv=IdString(numeric=True)),
+    Field("owner", read="owner", conv=Ref()),
+    Field("addresses", read=read_addresses),
+    Field("phone_numbers", read=read_phone_numbers),
+    Field("urls", read=read_urls),
+    Field("tags", read=read_tags),
+    Field("custom_fields", read=read_custom_fields),
+    Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),
+    Field("created_at", read="createdAt", conv=DateTimeFormat()),
+    Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
+)
+SINCE = (NativeFilter("updated_at", ("gt", "gte"), since_at_least),)
+PARTIES: dict[Op, Endpoint] = {
+    "list": Endpoint("GET", "/parties", query=PARTY_EMBED),
+    "get": Endpoint("GET", "/parties/{id}", query=PARTY_EMBED, record_path="party"),
+}
+
+RESOURCES = {
+    "users": Resource(
+        endpoints={"list": Endpoint("GET", "/users"), "get": Endpoint("GET", "/users/{id}", record_path="user")},
+        list_path="users",
+        fields=(Field("id", read="id", conv=IdString(numeric=True)), Field("name", read="name")),
+        docs_url="https://developer.capsulecrm.com/v2/operations/User",
+        notes=("Capsule users carry a name and a username; their email lives on their person party.",),
+    ),
+    "accounts": Resource(
+        endpoints=PARTIES,
+        list_path="parties",
+        keep=is_organisation,
+        keep_note="accounts are Capsule parties of type organisation",
+        fields=(
+            *PARTY_COMMON,
+            Field("name", read="name"),
+            Field("description", read="about"),
+            Field("website", read=read_website),
+        ),
+        filters=SINCE,
+        docs_url="https://developer.capsulecrm.com/v2/operations/Party",
+    ),
+    "contacts": Resource(
+        endpoints=PARTIES,
+        list_path="parties",
+        keep=is_person,
+        keep_note="contacts are Capsule parties of type person",
+        fields=(
+            *PARTY_COMMON,
+            Field("first_name", read="firstName"),
+            Field("last_name", read="lastName"),
+            Field("name", read=read_party_name),
+            Field("title", read="jobTitle"),
+            Field("account", read=read_organisation),
+            Field("email_addresses", read=read_email_addresses),
+        ),
+        filters=SINCE,
+        docs_url="https://developer.capsulecrm.com/v2/operations/Party",
+    ),
+    "opportunities": Resource(
+        endpoints={
+            "list": Endpoint("GET", "/opportunities", query=EMBED),
+            "get": Endpoint("GET", "/opportunities/{id}", query=EMBED, record_path="opportunity"),
+        },
+        list_path="opportunities",
+        fields=(
+            Field("id", read="id", conv=IdString(numeric=True)),
+            Field("name", read="name"),
+            Field("description", read="description"),
+            Field("amount", read="value.amount", conv=Number()),
+            Field("currency", read="value.currency"),
+            Field("owner", read="owner", conv=Ref()),
+            Field("account", read=_opportunity_party),
+            Field("contact", read=read_contact),
+            Field("stage", read="milestone", conv=Ref(), note="the opportunity's milestone"),
+            Field("status", read=read_opportunity_status),
+            Field("tags", read=read_tags),
+            Field("custom_fields", read=read_custom_fields),
+            Field("close_date", read="expectedCloseOn", conv=DateOnly()),
+            Field("last_activity_at", read="lastContactedAt", conv=DateTimeFormat()),
+            Field("created_at", read="createdAt", conv=DateTimeFormat()),
+            Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
+        ),
+        filters=SINCE,
+        docs_url="https://developer.capsulecrm.com/v2/operations/Opportunity",
+        notes=("An opportunity's stage is its milestone; unified stages lists project stages (what a project's stage is).",),
+    ),
+    "stages": Resource(
+        endpoints={"list": Endpoint("GET", "/stages"), "get": Endpoint("GET", "/stages/{id}", record_path="stage")},
+        list_path="stages",
+        fields=(
+            Field("id", read="id", conv=IdString(numeric=True)),
+            Field("name", read="name"),
+            Field("position", read="displayOrder", conv=Number()),
+            Field("pipeline", read="board", conv=Ref()),
+            Field("created_at", read="createdAt", conv=DateTimeFormat()),
+            Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
+        ),
+        docs_url="https://developer.capsulecrm.com/v2/operations/Stage",
+        notes=("Project stages of every board; the pipeline is the stage's board.",),
+    ),
+    "tags": Resource(
+        endpoints={"list": Endpoint("GET", "/kases/tags"), "get": Endpoint("GET", "/kases/tags/{id}", record_path="tag")},
+        list_path="tags",
+        fields=(Field("id", read="id", conv=IdString(numeric=True)), Field("name", read="name")),
+        docs_url="https://developer.capsulecrm.com/v2/operations/Tag",
+        notes=("Project tags (the ones a project's tags point at).",),
+    ),
+}
 
 
 PROVIDER = Provider(
@@ -245,4 +468,5 @@ PROVIDER = Provider(
         "Tags are attached on write; detaching needs remote_data tags with _delete.",
         "contact reads the main party when it is a person; additional parties are not read.",
     ),
+    resources=RESOURCES,
 )

@@ -10,7 +10,7 @@ declaration cannot express goes into a `Hooks` object defined in the provider's 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -562,8 +562,39 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Resource:
+    """A unified resource other than projects (users, accounts, contacts, ...) in one provider.
+
+    It says what differs from the provider's projects: its endpoints (list and get; writes only
+    where the provider makes them free), its fields, where a list answer holds the records.
+    Whatever it leaves unset (`pagination`) is the provider's. `keep` picks the provider records
+    that are this resource when one endpoint serves two (Capsule's parties are organisations
+    and people): a list skips the others, a get of another answers 404.
+    """
+
+    endpoints: Mapping[Op, Endpoint]
+    fields: tuple[Field, ...]
+    list_path: str | None = None
+    pagination: Pagination | None = None
+    filters: tuple[NativeFilter, ...] = ()
+    lookups: tuple[Lookup, ...] = ()
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+    keep_note: str = ""
+    required_any: Mapping[Op, Sequence[tuple[str, ...]]] = field(default_factory=dict)
+    exclusive: Sequence[tuple[str, ...]] = ()
+    create_defaults: Mapping[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
+    docs_url: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Provider:
-    """Everything about one provider's projects API."""
+    """Everything about one provider's API: projects at the top level, other resources in `resources`.
+
+    The engine serves every resource through a `Provider` whose top-level endpoints and fields
+    are that resource's (`for_resource`), so one code path maps, validates and pages them all.
+    """
 
     name: str
     label: str
@@ -593,6 +624,15 @@ class Provider:
     truto_required_on_create: tuple[str, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     notes: tuple[str, ...] = ()
+    #: The path under the base URL that proxy resource names are relative to (`/entities`
+    #: makes `/proxy/Accounts` call `<base>/entities/Accounts`).
+    proxy_prefix: str = ""
+    #: Unified resources besides projects, by route name (`users`, `accounts`, ...).
+    resources: Mapping[str, Resource] = field(default_factory=dict)
+    #: Which resource this declaration's top-level endpoints and fields are (set by `for_resource`).
+    resource: str = "projects"
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+    keep_note: str = ""
     #: Origins of the real API besides those of `base_url` and `auth.token_url` (regional or
     #: renamed hosts an account may set as its `base_url`); `*.` may be a host's first label.
     origins: tuple[str, ...] = ()
@@ -620,3 +660,36 @@ class Provider:
             if f.unified == unified:
                 return f
         return None
+
+    def resource_names(self) -> tuple[str, ...]:
+        """Every unified resource this provider serves, projects first."""
+        return ("projects", *self.resources)
+
+    def for_resource(self, name: str) -> Provider | None:
+        """This provider as seen by one resource (None when it has no such resource)."""
+        if name == self.resource:
+            return self
+        res = self.resources.get(name)
+        if res is None:
+            return None
+        return replace(
+            self,
+            endpoints=res.endpoints,
+            fields=res.fields,
+            list_path=res.list_path,
+            pagination=res.pagination or self.pagination,
+            filters=res.filters,
+            lookups=res.lookups,
+            required_any=res.required_any,
+            exclusive=res.exclusive,
+            create_defaults=res.create_defaults,
+            hooks=res.hooks,
+            differences=(),
+            truto_required_on_create=(),
+            notes=res.notes,
+            docs_url=res.docs_url or self.docs_url,
+            resources={},
+            resource=name,
+            keep=res.keep,
+            keep_note=res.keep_note,
+        )

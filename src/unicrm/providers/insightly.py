@@ -62,10 +62,12 @@ from unicrm.providers.declaration import (
     Lookup,
     Lookups,
     NativeFilter,
+    Number,
     Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     full_name,
 )
 
@@ -315,6 +317,199 @@ def field_errors(body: Any) -> list[FieldError]:
     return [FieldError(keys.pop(), message)]
 
 
+# ----------------------------------------------------------------------------- other resources
+# Users (a project's OWNER_USER_ID), Organisations and Contacts (its LINKS), Opportunities
+# (OPPORTUNITY_ID and LINKS) and PipelineStages (STAGE_ID): bare arrays paged with skip/top.
+# Names of related records come from the same cached lookups as on projects.
+USERS = Lookup("users", Endpoint("GET", "/Users", query={"top": MAX_PAGE}), None, key="USER_ID", value="", ttl_s=300)
+ORGANISATIONS = Lookup(
+    "organisations",
+    Endpoint("GET", "/Organisations", query={"brief": "true", "top": MAX_PAGE}),
+    None,
+    key="ORGANISATION_ID",
+    value="ORGANISATION_NAME",
+)
+STAGES = Lookup("stages", Endpoint("GET", "/PipelineStages"), None, key="STAGE_ID", value="STAGE_NAME", ttl_s=3600)
+PIPELINES = Lookup("pipelines", Endpoint("GET", "/Pipelines"), None, key="PIPELINE_ID", value="PIPELINE_NAME", ttl_s=3600)
+_STAMPS = (
+    Field("created_at", read="DATE_CREATED_UTC", conv=DateTimeFormat()),
+    Field("updated_at", read="DATE_UPDATED_UTC", conv=DateTimeFormat()),
+)
+
+
+def read_person(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def read_organisation(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("ORGANISATION_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": lookups.get("organisations", {}).get(str(ident))}
+
+
+def read_pipeline(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("PIPELINE_ID")
+    if ident is None:
+        return None
+    return {"id": str(ident), "name": lookups.get("pipelines", {}).get(str(ident))}
+
+
+def read_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("EMAIL_ADDRESS")
+    return [{"id": None, "email": email, "type": None}] if email else []
+
+
+_PHONE_KINDS = (("PHONE", "work"), ("PHONE_MOBILE", "mobile"), ("PHONE_FAX", "fax"))
+
+
+def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return [{"id": None, "number": record[k], "extension": None, "type": t} for k, t in _PHONE_KINDS if record.get(k)]
+
+
+def _address_keys(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}_{part}" for part in ("STREET", "CITY", "STATE", "POSTCODE", "COUNTRY"))
+
+
+# Key names built once: these run for every organisation and contact of a page.
+_ADDRESSES = {
+    "organisation": ((_address_keys("ADDRESS_BILLING"), "billing"), (_address_keys("ADDRESS_SHIP"), "shipping")),
+    "contact": ((_address_keys("ADDRESS_MAIL"), "mail"), (_address_keys("ADDRESS_OTHER"), "other")),
+}
+
+
+def _addresses(record: Mapping[str, Any], which: str) -> list[dict[str, Any]]:
+    out = []
+    for (street, city, state, postcode, country), kind in _ADDRESSES[which]:
+        values = (record.get(street), record.get(city), record.get(state), record.get(postcode), record.get(country))
+        if any(values):
+            out.append(
+                {
+                    "id": None,
+                    "street_1": values[0],
+                    "street_2": None,
+                    "city": values[1],
+                    "state": values[2],
+                    "postal_code": values[3],
+                    "country": values[4],
+                    "type": kind,
+                }
+            )
+    return out
+
+
+def read_organisation_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _addresses(record, "organisation")
+
+
+def read_contact_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _addresses(record, "contact")
+
+
+def read_website(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return record.get("WEBSITE")
+
+
+def read_website_urls(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    site = record.get("WEBSITE")
+    return [{"url": site, "type": "website"}] if site else []
+
+
+def _collection(name: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/{name}"), "get": Endpoint("GET", f"/{name}/{{id}}")}
+
+
+def _id(key: str) -> Field:
+    return Field("id", read=key, conv=IdString(numeric=True))
+
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_collection("Users"),
+        fields=(
+            _id("USER_ID"),
+            Field("name", read=read_person),
+            Field("email", read="EMAIL_ADDRESS"),
+            Field("is_active", read="ACTIVE"),
+            *_STAMPS,
+        ),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Users/GetEntities",
+    ),
+    "accounts": Resource(
+        endpoints=_collection("Organisations"),
+        fields=(
+            _id("ORGANISATION_ID"),
+            Field("name", read="ORGANISATION_NAME"),
+            Field("description", read="BACKGROUND"),
+            Field("owner", read=read_owner),
+            Field("website", read=read_website),
+            Field("addresses", read=read_organisation_addresses),
+            Field("phone_numbers", read=read_phones),
+            Field("urls", read=read_website_urls),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS,),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Organisations/GetEntities",
+    ),
+    "contacts": Resource(
+        endpoints=_collection("Contacts"),
+        fields=(
+            _id("CONTACT_ID"),
+            Field("first_name", read="FIRST_NAME"),
+            Field("last_name", read="LAST_NAME"),
+            Field("name", read=read_person),
+            Field("title", read="TITLE"),
+            Field("account", read=read_organisation),
+            Field("owner", read=read_owner),
+            Field("addresses", read=read_contact_addresses),
+            Field("email_addresses", read=read_email),
+            Field("phone_numbers", read=read_phones),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS, ORGANISATIONS),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Contacts/GetEntities",
+    ),
+    "opportunities": Resource(
+        endpoints=_collection("Opportunities"),
+        fields=(
+            _id("OPPORTUNITY_ID"),
+            Field("name", read="OPPORTUNITY_NAME"),
+            Field("description", read="OPPORTUNITY_DETAILS"),
+            Field("amount", read="OPPORTUNITY_VALUE", conv=Number()),
+            Field("currency", read="BID_CURRENCY"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_organisation),
+            Field("stage", read=read_stage),
+            Field(
+                "status",
+                read="OPPORTUNITY_STATE",
+                conv=Enum({"OPEN": "open", "WON": "won", "LOST": "lost", "ABANDONED": "lost", "SUSPENDED": "open"}),
+                note="ABANDONED reads as lost and SUSPENDED as open; the state itself is in remote_data",
+            ),
+            Field("close_date", read="FORECAST_CLOSE_DATE", conv=DateTimeFormat()),
+            Field("tags", read=read_tags),
+            *_STAMPS,
+        ),
+        lookups=(USERS, ORGANISATIONS, STAGES),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Opportunities/GetEntities",
+    ),
+    "stages": Resource(
+        endpoints=_collection("PipelineStages"),
+        fields=(
+            _id("STAGE_ID"),
+            Field("name", read="STAGE_NAME"),
+            Field("position", read="STAGE_ORDER", conv=Number()),
+            Field("pipeline", read=read_pipeline),
+        ),
+        lookups=(PIPELINES,),
+        docs_url="https://api.insightly.com/v3.1/Help#!/PipelineStages/GetEntities",
+        notes=("Stages of every pipeline (a project's STAGE_ID is one of them).",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="insightly",
     label="Insightly",
@@ -459,4 +654,5 @@ PROVIDER = Provider(
         "Names of related records come from the first 500 users, organisations, contacts and opportunities, cached 5 min.",
         "updated_at gt/gte use Insightly's updated_after_utc; other date filters are applied by unicrm.",
     ),
+    resources=RESOURCES,
 )

@@ -28,9 +28,11 @@ from unicrm.providers.declaration import (
     Lookups,
     NativeFilter,
     Number,
+    Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     full_name,
 )
 
@@ -138,11 +140,205 @@ def field_errors(body: Any) -> list[FieldError]:
     return out
 
 
+# ----------------------------------------------------------------------------- other resources
+# Clients (users), Accounts and Contacts: the entities a project's owner_id, account_id and
+# contact_relations point at. Pipeliner keeps up to five emails and phones as email1..email5 and
+# phone1..phone5, and one postal address as flat fields.
+OWNER = {"expand": "owner"}
+OPPORTUNITY_EXPAND = {"expand": "owner,primary_account,step"}
+CONTACT_EXPAND = {"expand": "owner,primary_account"}
+
+
+# Key names built once: these run for every account and contact of a page.
+_PHONES = tuple(f"phone{n}" for n in range(1, 6))
+_EMAILS = tuple(f"email{n}" for n in range(1, 6))
+
+
+def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    out = []
+    for key in _PHONES:
+        value = record.get(key)
+        if value:
+            out.append({"id": None, "number": value, "extension": None, "type": key})
+    return out
+
+
+def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    out = []
+    for key in _EMAILS:
+        value = record.get(key)
+        if value:
+            out.append({"id": None, "email": value, "type": key})
+    return out
+
+
+def read_address(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    street, city, state = record.get("address"), record.get("city"), record.get("state_province")
+    postcode, country = record.get("zip_code"), record.get("country")
+    if not (street or city or state or postcode or country):
+        return []
+    return [
+        {
+            "id": None,
+            "street_1": street,
+            "street_2": None,
+            "city": city,
+            "state": state,
+            "postal_code": postcode,
+            "country": country,
+            "type": None,
+        }
+    ]
+
+
+def read_home_page(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    page = record.get("home_page")
+    return [{"url": page, "type": "home_page"}] if page else []
+
+
+def read_primary_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("primary_account_id")
+    if not ident:
+        return None
+    obj = record.get("primary_account")
+    return {"id": str(ident), "name": obj.get("name") if isinstance(obj, dict) else None}
+
+
+def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def read_step(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("step_id")
+    if not ident:
+        return None
+    obj = record.get("step")
+    return {"id": str(ident), "name": obj.get("name") if isinstance(obj, dict) else None}
+
+
+def read_value_currency(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    value = record.get("value")
+    if not isinstance(value, dict) or not value.get("currency_id"):
+        return None
+    return lookups.get("currency_codes", {}).get(str(value["currency_id"]))
+
+
+def read_pipeline(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ident = record.get("pipeline_id")
+    return {"id": str(ident), "name": None} if ident else None
+
+
+def _entity(name: str, query: Mapping[str, Any] | None = None) -> dict[Op, Endpoint]:
+    return {
+        "list": Endpoint("GET", f"/entities/{name}", query=query or {}),
+        "get": Endpoint("GET", f"/entities/{name}/{{id}}", query=query or {}, record_path="data"),
+    }
+
+
+STAMPS = (
+    Field("created_at", read="created", conv=DateTimeFormat()),
+    Field("updated_at", read="modified", conv=DateTimeFormat()),
+)
+ENTITY_FILTERS = (
+    NativeFilter("updated_at", ("gt", "gte", "lt", "lte"), modified_filter("modified")),
+    NativeFilter("created_at", ("gt", "gte", "lt", "lte"), modified_filter("created")),
+)
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_entity("Clients"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read=read_person_name),
+            Field("email", read="email"),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-account",
+        notes=("Pipeliner calls its users Clients; a project's owner_id is a Client id.",),
+    ),
+    "accounts": Resource(
+        endpoints=_entity("Accounts", OWNER),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("description", read="comments"),
+            Field("owner", read=read_owner),
+            Field("website", read="home_page"),
+            Field("addresses", read=read_address),
+            Field("phone_numbers", read=read_phones),
+            Field("urls", read=read_home_page),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles",
+    ),
+    "contacts": Resource(
+        endpoints=_entity("Contacts", CONTACT_EXPAND),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("first_name", read="first_name"),
+            Field("last_name", read="last_name"),
+            Field("name", read=read_person_name),
+            Field("title", read="position"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_primary_account),
+            Field("addresses", read=read_address),
+            Field("email_addresses", read=read_emails),
+            Field("phone_numbers", read=read_phones),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-contact",
+    ),
+    "opportunities": Resource(
+        endpoints=_entity("Opportunities", OPPORTUNITY_EXPAND),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("owner", read=read_owner),
+            Field("account", read=read_primary_account),
+            Field("stage", read=read_step, note="the pipeline step"),
+            Field("amount", read="value.value_foreign", conv=Number()),
+            Field("currency", read=read_value_currency),
+            Field("close_date", read="closing_date", conv=DateOnly()),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        lookups=(
+            Lookup(
+                "currency_codes", Endpoint("GET", "/entities/Currencies"), records_path="data", key="id", value="code", ttl_s=3600
+            ),
+        ),
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
+    ),
+    "stages": Resource(
+        endpoints=_entity("Steps"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("position", read="sort_order", conv=Number()),
+            Field("pipeline", read=read_pipeline),
+            *STAMPS,
+        ),
+        filters=ENTITY_FILTERS,
+        docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
+        notes=("Pipeline steps (an opportunity's step_id).",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="pipeliner",
     label="Pipeliner CRM",
     docs_url="https://developers.pipelinersales.com/api-docs/",
     base_url="https://{region}.api.pipelinersales.com/api/v100/rest/spaces/{space_id}",
+    proxy_prefix="/entities",
     context=(
         ContextField(
             "username",
@@ -241,4 +437,5 @@ PROVIDER = Provider(
         "revenue_goal is required by Pipeliner: without amount/currency it defaults to 0 in the account's "
         "default_currency (EUR when unset).",
     ),
+    resources=RESOURCES,
 )

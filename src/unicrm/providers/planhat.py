@@ -49,9 +49,13 @@ from unicrm.providers.declaration import (
     Lookup,
     Lookups,
     Number,
+    Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Ref,
+    Resource,
+    full_name,
 )
 
 MAX_PAGE = 2000
@@ -154,6 +158,87 @@ def field_errors(body: Any) -> list[FieldError]:
     return [FieldError(named.pop(), message)]
 
 
+# ----------------------------------------------------------------------------- other resources
+# Users (team members: a company's owner), companies (a project's companyId) and end users (a
+# company's contacts), all bare arrays paged with limit/offset like projects.
+
+
+def read_user_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return full_name(record.get("firstName"), record.get("lastName")) or record.get("nickName")
+
+
+def read_user_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    inactive = record.get("inactive")
+    return None if inactive is None else not inactive
+
+
+def read_enduser_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return record.get("name") or full_name(record.get("firstName"), record.get("lastName"))
+
+
+def read_enduser_company(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    # companyName is filled in by Planhat, as on projects.
+    ident = record.get("companyId")
+    return {"id": str(ident), "name": record.get("companyName")} if ident else None
+
+
+def read_enduser_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("email")
+    return [{"id": None, "email": email, "type": "primary"}] if email else []
+
+
+def read_company_website(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    domains = record.get("domains")
+    return domains[0] if isinstance(domains, list) and domains else None
+
+
+def _model(name: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/{name}"), "get": Endpoint("GET", f"/{name}/{{id}}")}
+
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_model("users"),
+        fields=(
+            Field("id", read="_id", conv=IdString()),
+            Field("name", read=read_user_name),
+            Field("email", read="email"),
+            Field("is_active", read=read_user_active),
+            Field("created_at", read="createdAt", conv=DateTimeFormat()),
+            Field("updated_at", read="updatedAt", conv=DateTimeFormat()),
+        ),
+        docs_url="https://www.planhat.com/developers/api/user",
+        notes=("Planhat users are the team members that own companies.",),
+    ),
+    "accounts": Resource(
+        endpoints=_model("companies"),
+        fields=(
+            Field("id", read="_id", conv=IdString()),
+            Field("name", read="name"),
+            Field("owner", read="owner", conv=Ref(), note="a user id; Planhat does not embed the user"),
+            Field("website", read=read_company_website),
+            Field("custom_fields", read="custom"),
+        ),
+        docs_url="https://www.planhat.com/developers/api/company",
+        notes=("Planhat companies: a project's companyId.",),
+    ),
+    "contacts": Resource(
+        endpoints=_model("endusers"),
+        fields=(
+            Field("id", read="_id", conv=IdString()),
+            Field("first_name", read="firstName"),
+            Field("last_name", read="lastName"),
+            Field("name", read=read_enduser_name),
+            Field("title", read="position"),
+            Field("account", read=read_enduser_company),
+            Field("email_addresses", read=read_enduser_email),
+        ),
+        docs_url="https://www.planhat.com/developers/api/enduser",
+        notes=("Planhat end users: the people at a company.",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="planhat",
     label="Planhat",
@@ -244,4 +329,5 @@ PROVIDER = Provider(
         "No native updated-since filter: updated_at/created_at filters are applied by unicrm to each page.",
         'Delete is a hard delete; the response is {"id": ...}.',
     ),
+    resources=RESOURCES,
 )

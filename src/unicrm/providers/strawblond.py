@@ -54,6 +54,8 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
+    full_name,
 )
 
 if TYPE_CHECKING:
@@ -166,6 +168,70 @@ class StrawBlondHooks(Hooks):
         return body
 
 
+# ----------------------------------------------------------------------------- other resources
+# Members (a project's member_id: the project leader), companies (company_id) and contacts, all
+# Laravel pages like projects; a single record comes bare.
+
+
+def read_member_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _member_name(record)
+
+
+def read_member_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    user = record.get("user")
+    return user.get("email") if isinstance(user, dict) else None
+
+
+def read_contact_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return full_name(record.get("firstname"), record.get("lastname"))
+
+
+def read_contact_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("email")
+    return [{"id": None, "email": email, "type": None}] if email else []
+
+
+def _model(name: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/{name}"), "get": Endpoint("GET", f"/{name}/{{id}}")}
+
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_model("member"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read=read_member_name),
+            Field("email", read=read_member_email),
+            Field("created_at", read="created_at", conv=DateTimeFormat()),
+        ),
+        notes=("StrawBlond members: a project's leader (member_id); the person is the member's user.",),
+    ),
+    "accounts": Resource(
+        endpoints=_model("company"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("custom_fields", read=read_custom_fields),
+            Field("created_at", read="created_at", conv=DateTimeFormat()),
+        ),
+    ),
+    "contacts": Resource(
+        endpoints=_model("contact"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("first_name", read="firstname"),
+            Field("last_name", read="lastname"),
+            Field("name", read=read_contact_name),
+            Field("account", read=read_account),
+            Field("email_addresses", read=read_contact_emails),
+        ),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="strawblond",
     label="StrawBlond",
@@ -274,4 +340,5 @@ PROVIDER = Provider(
         "custom_fields on update: the current object is read and the keys sent are merged over it.",
         'Delete is a soft delete answering 204; the response is {"id": ...}.',
     ),
+    resources=RESOURCES,
 )

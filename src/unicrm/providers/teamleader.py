@@ -53,6 +53,7 @@ from unicrm.providers.declaration import (
     ContextField,
     ConversionError,
     DateOnly,
+    DateTimeFormat,
     Difference,
     Endpoint,
     Enum,
@@ -63,10 +64,12 @@ from unicrm.providers.declaration import (
     IdString,
     Lookup,
     Lookups,
+    Number,
     Op,
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     full_name,
 )
 
@@ -423,6 +426,209 @@ class TeamleaderHooks(Hooks):
         return changed
 
 
+# ----------------------------------------------------------------------------- other resources
+# users, companies, contacts and deals: what a project's owners, customers and deals point at.
+# RPC like projects: `<kind>.list` with the page in the body, `<kind>.info` with the id in it.
+
+
+def _rpc(kind: str) -> dict[Op, Endpoint]:
+    return {
+        "list": Endpoint("POST", f"/{kind}.list", params_in="body", safe=True),
+        "get": Endpoint("POST", f"/{kind}.info", params_in="body", id_in_body="id", record_path="data", safe=True),
+    }
+
+
+def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return full_name(record.get("first_name"), record.get("last_name"))
+
+
+def read_user_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    status = record.get("status")
+    return None if status is None else status == "active"
+
+
+def read_responsible(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    ref = record.get("responsible_user")
+    if not isinstance(ref, dict) or not ref.get("id"):
+        return None
+    user = lookups.get("users", {}).get(str(ref["id"]))
+    return {"id": str(ref["id"]), "name": read_person_name(user, lookups) if isinstance(user, dict) else None}
+
+
+def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return [
+        {"id": None, "email": e.get("email"), "type": e.get("type")} for e in record.get("emails") or () if isinstance(e, dict)
+    ]
+
+
+def read_telephones(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return [
+        {"id": None, "number": t.get("number"), "extension": None, "type": t.get("type")}
+        for t in record.get("telephones") or ()
+        if isinstance(t, dict)
+    ]
+
+
+def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    out = []
+    for item in record.get("addresses") or ():
+        address = item.get("address") if isinstance(item, dict) else None
+        if isinstance(address, dict):
+            out.append(
+                {
+                    "id": None,
+                    "street_1": address.get("line_1"),
+                    "street_2": None,
+                    "city": address.get("city"),
+                    # area_level_two is a reference to Teamleader's area list, not a name
+                    "state": None,
+                    "postal_code": address.get("postal_code"),
+                    "country": address.get("country"),
+                    "type": item.get("type"),
+                }
+            )
+    return out
+
+
+def read_string_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    # Teamleader tags are plain strings: the name is the id.
+    return [{"id": str(t), "name": str(t)} for t in record.get("tags") or () if t]
+
+
+def read_web_url(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    url = record.get("web_url")
+    return [{"url": url, "type": "teamleader"}] if url else []
+
+
+def read_contact_company(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    for link in record.get("companies") or ():
+        company = link.get("company") if isinstance(link, dict) else None
+        if isinstance(company, dict) and company.get("id"):
+            ident = str(company["id"])
+            return {"id": ident, "name": lookups.get("companies", {}).get(ident)}
+    return None
+
+
+def read_contact_position(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    for link in record.get("companies") or ():
+        if isinstance(link, dict) and link.get("position"):
+            return link["position"]
+    return None
+
+
+def _lead(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    lead = record.get("lead")
+    return lead if isinstance(lead, dict) else {}
+
+
+def read_deal_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    customer = _lead(record).get("customer")
+    if not isinstance(customer, dict) or customer.get("type") != "company" or not customer.get("id"):
+        return None
+    ident = str(customer["id"])
+    return {"id": ident, "name": lookups.get("companies", {}).get(ident)}
+
+
+def read_deal_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    out = []
+    lead = _lead(record)
+    for ref in (lead.get("customer"), lead.get("contact_person")):
+        if isinstance(ref, dict) and ref.get("type") == "contact" and ref.get("id"):
+            contact = lookups.get("contacts", {}).get(str(ref["id"]))
+            name = read_person_name(contact, lookups) if isinstance(contact, dict) else None
+            out.append({"id": str(ref["id"]), "name": name})
+    return out
+
+
+def read_deal_phase(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    phase = record.get("current_phase")
+    return {"id": str(phase["id"]), "name": None} if isinstance(phase, dict) and phase.get("id") else None
+
+
+USER_NAMES = Lookup("users", _first_page("/users.list"), records_path="data", key="id", value="")
+COMPANY_NAMES = Lookup("companies", _first_page("/companies.list"), records_path="data", key="id", value="name")
+CONTACT_RECORDS = Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value="")
+_TS = (
+    Field("created_at", read="added_at", conv=DateTimeFormat()),
+    Field("updated_at", read="updated_at", conv=DateTimeFormat()),
+)
+
+RESOURCES = {
+    "users": Resource(
+        endpoints=_rpc("users"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read=read_person_name),
+            Field("email", read="email"),
+            Field("is_active", read=read_user_active),
+        ),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/users-list",
+    ),
+    "accounts": Resource(
+        endpoints=_rpc("companies"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("owner", read=read_responsible),
+            Field("website", read="website"),
+            Field("addresses", read=read_addresses),
+            Field("phone_numbers", read=read_telephones),
+            Field("urls", read=read_web_url),
+            Field("tags", read=read_string_tags),
+            *_TS,
+        ),
+        lookups=(USER_NAMES,),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/companies-list",
+        notes=("Teamleader companies: a project's company customers.",),
+    ),
+    "contacts": Resource(
+        endpoints=_rpc("contacts"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("first_name", read="first_name"),
+            Field("last_name", read="last_name"),
+            Field("name", read=read_person_name),
+            Field("title", read=read_contact_position),
+            Field("account", read=read_contact_company),
+            Field("addresses", read=read_addresses),
+            Field("email_addresses", read=read_emails),
+            Field("phone_numbers", read=read_telephones),
+            Field("tags", read=read_string_tags),
+            *_TS,
+        ),
+        lookups=(COMPANY_NAMES,),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/contacts-list",
+        notes=("The account is the contact's first linked company; title is its position there.",),
+    ),
+    "opportunities": Resource(
+        endpoints=_rpc("deals"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="title"),
+            Field("description", read="summary"),
+            Field("amount", read="estimated_value.amount", conv=Number()),
+            Field("currency", read="estimated_value.currency"),
+            Field("owner", read=read_responsible),
+            Field("account", read=read_deal_account),
+            Field("contact", read=read_deal_contacts),
+            Field("stage", read=read_deal_phase, note="the deal phase id"),
+            Field("status", read="status", conv=Enum({"open": "open", "won": "won", "lost": "lost"})),
+            Field("close_date", read="estimated_closing_date", conv=DateOnly()),
+            Field("created_at", read="created_at", conv=DateTimeFormat()),
+            Field("updated_at", read="updated_at", conv=DateTimeFormat()),
+            Field("urls", read=read_web_url),
+        ),
+        lookups=(USER_NAMES, COMPANY_NAMES, CONTACT_RECORDS),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/deals-list",
+        notes=("Teamleader deals: a project's deals.",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="teamleader",
     label="Teamleader Focus",
@@ -533,4 +739,5 @@ PROVIDER = Provider(
         "Names of owner, account, contacts and opportunities come from the first 100 of each *.list, cached 5 min.",
         "delete sends delete_strategy=unlink_tasks_and_time_trackings unless remote_query sets another.",
     ),
+    resources=RESOURCES,
 )

@@ -52,6 +52,7 @@ from unicrm.providers.declaration import (
     Pagination,
     Provider,
     RateLimitHeaders,
+    Resource,
     Scale,
     full_name,
     iso_utc,
@@ -272,11 +273,80 @@ class WethodHooks(Hooks):
         return True
 
 
+# ----------------------------------------------------------------------------- other resources
+# Persons (a project's pm_id and account_id), clients (client_id), client contacts
+# (client_contact_id) and project stages (project_stage_id): bare arrays paged with limit/offset.
+CLIENT_NAMES = Lookup(
+    "clients", Endpoint("GET", "/api/clients", query={"limit": MAX_PAGE}), None, key="id", value="corporate_name"
+)
+
+
+def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    return _person_name(record)
+
+
+def read_person_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    archived = record.get("is_archived")
+    return None if archived is None else not archived
+
+
+def read_email_list(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    email = record.get("email")
+    return [{"id": None, "email": email, "type": None}] if email else []
+
+
+def _reference(kind: str) -> dict[Op, Endpoint]:
+    return {"list": Endpoint("GET", f"/api/{kind}"), "get": Endpoint("GET", f"/api/{kind}/{{id}}")}
+
+
+_ID = Field("id", read="id", conv=IdString(numeric=True))
+RESOURCES = {
+    "users": Resource(
+        endpoints=_reference("persons"),
+        fields=(
+            _ID,
+            Field("name", read=read_person_name),
+            Field("email", read="email"),
+            Field("is_active", read=read_person_active),
+        ),
+        docs_url="https://docs.wethod.com/",
+        notes=("Wethod persons: project managers (pm_id) and account managers (account_id).",),
+    ),
+    "accounts": Resource(
+        endpoints=_reference("clients"),
+        fields=(_ID, Field("name", read="corporate_name")),
+        docs_url="https://docs.wethod.com/",
+        notes=("Wethod clients: a project's client_id. acronym and legal_name are in remote_data.",),
+    ),
+    "contacts": Resource(
+        endpoints=_reference("contacts"),
+        fields=(
+            _ID,
+            Field("first_name", read="name"),
+            Field("last_name", read="surname"),
+            Field("name", read=read_person_name),
+            Field("account", read=read_account),
+            Field("email_addresses", read=read_email_list),
+        ),
+        lookups=(CLIENT_NAMES,),
+        docs_url="https://docs.wethod.com/",
+        notes=("Client contacts; the account name comes from the first 100 clients, cached per account.",),
+    ),
+    "stages": Resource(
+        endpoints=_reference("project-stages"),
+        fields=(_ID, Field("name", read="name"), Field("position", read="hierarchy")),
+        docs_url="https://docs.wethod.com/",
+        notes=("Project stages; position is Wethod's hierarchy.",),
+    ),
+}
+
+
 PROVIDER = Provider(
     name="wethod",
     label="Wethod",
     docs_url="https://docs.wethod.com/reference/create-project",
     base_url="https://api.wethod.com",
+    proxy_prefix="/api",
     context=(
         ContextField(
             "api_token",
@@ -409,4 +479,5 @@ PROVIDER = Provider(
         "Names of accounts, owners, contacts and stages come from the first 100 of each, cached per account.",
         "Delete is a soft delete; a deleted project reads as 404.",
     ),
+    resources=RESOURCES,
 )

@@ -13,27 +13,18 @@ import os
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import delete, insert, select, update
 
-from unicrm.store.database import Store
+from unicrm.store.database import Store, _now
+from unicrm.store.database import _aware_or_none as _aware
 from unicrm.store.models import ConnectStateRow, IntegrationSettingsRow, LinkTokenRow
 
 LINK_TOKEN_TTL = timedelta(days=7)
 STATE_TTL = timedelta(minutes=15)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def token_hash(token: str) -> str:

@@ -44,6 +44,15 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+#: Work done in the same transaction as an account change (the webhook outbox row), so the
+#: change and its notification commit together or not at all.
+InTransaction = Callable[[AsyncConnection, "Account"], Awaitable[None]]
+
+
+def _aware_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _aware(moment)
+
+
 @dataclass(frozen=True)
 class Account:
     """An integrated account with its decrypted context."""
@@ -233,7 +242,9 @@ class Store:
             version=row.version,
         )
 
-    async def create_account(self, environment_id: str, integration: str, tenant_id: str, context: dict[str, Any]) -> Account:
+    async def create_account(
+        self, environment_id: str, integration: str, tenant_id: str, context: dict[str, Any], *, then: InTransaction | None = None
+    ) -> Account:
         now = _now()
         values = {
             "id": str(uuid.uuid4()),
@@ -247,9 +258,12 @@ class Store:
             "updated_at": now,
             "version": 1,
         }
+        account = _values_to_account(values, context)
         async with self.engine.begin() as conn:
             await conn.execute(insert(IntegratedAccountRow).values(**values))
-        return _values_to_account(values, context)
+            if then is not None:
+                await then(conn, account)
+        return account
 
     async def get_account(self, account_id: str, environment_id: str | None = None) -> Account | None:
         query = select(IntegratedAccountRow.__table__).where(IntegratedAccountRow.id == account_id)
@@ -307,6 +321,7 @@ class Store:
         context: dict[str, Any] | None = None,
         status: str | None = None,
         last_error: Any = ...,
+        then: InTransaction | None = None,
     ) -> Account | None:
         values: dict[str, Any] = {"updated_at": _now(), "version": IntegratedAccountRow.version + 1}
         if tenant_id is not None:
@@ -325,10 +340,25 @@ class Store:
             )
             if result.rowcount == 0:
                 return None
+            if then is not None:
+                row = (
+                    await conn.execute(select(IntegratedAccountRow.__table__).where(IntegratedAccountRow.id == account_id))
+                ).first()
+                await then(conn, self._account(row))
         return await self.get_account(account_id, environment_id)
 
-    async def delete_account(self, account_id: str, environment_id: str) -> bool:
+    async def delete_account(self, account_id: str, environment_id: str, *, then: InTransaction | None = None) -> bool:
         async with self.engine.begin() as conn:
+            if then is not None:
+                row = (
+                    await conn.execute(
+                        select(IntegratedAccountRow.__table__).where(
+                            IntegratedAccountRow.id == account_id, IntegratedAccountRow.environment_id == environment_id
+                        )
+                    )
+                ).first()
+                if row is not None:
+                    await then(conn, self._account(row))
             result = await conn.execute(
                 delete(IntegratedAccountRow).where(
                     IntegratedAccountRow.id == account_id, IntegratedAccountRow.environment_id == environment_id
@@ -336,8 +366,10 @@ class Store:
             )
         return bool(result.rowcount)
 
-    async def set_account_status(self, account_id: str, status: str, last_error: str | None) -> bool:
-        """Set the status; True when it changed (so exactly one caller announces the change)."""
+    async def set_account_status(
+        self, account_id: str, status: str, last_error: str | None, *, then: InTransaction | None = None
+    ) -> bool:
+        """Set the status; True when it changed (only then does `then` run: one caller announces it)."""
         async with self.engine.begin() as conn:
             changed = await conn.execute(
                 update(IntegratedAccountRow)
@@ -345,6 +377,11 @@ class Store:
                 .values(status=status, last_error=last_error, updated_at=_now(), version=IntegratedAccountRow.version + 1)
             )
             if changed.rowcount:
+                if then is not None:
+                    row = (
+                        await conn.execute(select(IntegratedAccountRow.__table__).where(IntegratedAccountRow.id == account_id))
+                    ).first()
+                    await then(conn, self._account(row))
                 return True
             # Same status: keep the newest error message.
             await conn.execute(

@@ -19,8 +19,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from unicrm.store.database import Store
+from unicrm.store.database import Store, _now
+from unicrm.store.database import _aware_or_none as _aware
 from unicrm.store.models import WebhookDeliveryRow, WebhookRow
 
 EVENT_TYPES = (
@@ -32,16 +34,6 @@ EVENT_TYPES = (
 )
 MAX_ATTEMPTS = 8
 CLAIM_FOR = timedelta(seconds=60)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -139,10 +131,12 @@ class WebhookStore:
             row = (await conn.execute(query)).first()
         return None if row is None else self._webhook(row)
 
-    async def all(self, environment_id: str) -> builtins.list[Webhook]:
+    async def all(self, environment_id: str, conn: AsyncConnection | None = None) -> builtins.list[Webhook]:
         query = select(WebhookRow.__table__).where(WebhookRow.environment_id == environment_id).order_by(WebhookRow.created_at)
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        if conn is not None:
+            return [self._webhook(r) for r in (await conn.execute(query)).all()]
+        async with self.store.engine.connect() as own:
+            rows = (await own.execute(query)).all()
         return [self._webhook(r) for r in rows]
 
     async def update(
@@ -171,9 +165,16 @@ class WebhookStore:
         return bool(result.rowcount)
 
     # ------------------------------------------------------------------ outbox
-    async def enqueue(self, environment_id: str, event_type: str, payload: dict[str, Any]) -> int:
-        """One delivery row per active endpoint subscribed to this event; returns how many."""
-        hooks = [w for w in await self.all(environment_id) if w.is_active and (not w.event_types or event_type in w.event_types)]
+    async def enqueue(
+        self, environment_id: str, event_type: str, payload: dict[str, Any], conn: AsyncConnection | None = None
+    ) -> int:
+        """One delivery row per active endpoint subscribed to this event; returns how many.
+
+        With `conn`, inside that transaction (the account change's): both commit or neither.
+        """
+        hooks = [
+            w for w in await self.all(environment_id, conn) if w.is_active and (not w.event_types or event_type in w.event_types)
+        ]
         if not hooks:
             return 0
         now = _now()
@@ -207,8 +208,11 @@ class WebhookStore:
                     "delivered_at": None,
                 }
             )
-        async with self.store.engine.begin() as conn:
+        if conn is not None:
             await conn.execute(insert(WebhookDeliveryRow), rows)
+            return len(rows)
+        async with self.store.engine.begin() as own:
+            await own.execute(insert(WebhookDeliveryRow), rows)
         return len(rows)
 
     async def claim(self, limit: int = 20) -> builtins.list[Delivery]:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from unicrm.api import metrics
+from unicrm.model import RESOURCES
 from unicrm.outbound.trace import CURRENT, Trace
 
 Scope = MutableMapping[str, Any]
@@ -64,7 +65,15 @@ class ObservabilityMiddleware:
         if self._routes is None:
             self._routes = self._routes_source()
         endpoint = scope.get("endpoint")
-        return self._routes.get(endpoint, "unmatched") if endpoint is not None else "unmatched"
+        if endpoint is None:
+            return "unmatched"
+        template = self._routes.get(endpoint, "unmatched")
+        if "{resource}" in template:
+            # A unified resource is one of a few names: name it (still a bounded label), unless unknown.
+            resource = scope.get("path_params", {}).get("resource")
+            if resource in RESOURCES:
+                return template.replace("{resource}", resource)
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

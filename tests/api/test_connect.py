@@ -76,6 +76,7 @@ async def test_link_token_answer_and_storage(env: ConnectEnv) -> None:
         ({"tenant_id": "a", "integrations": ["insightly"], "context": {"pod": "evil.example#"}}, 400, "must match"),
         ({"tenant_id": "a", "expires_in": 0}, 400, "expires_in"),
         ({"tenant_id": "a", "colour": "red"}, 400, "Unknown link-token field"),
+        ({"tenant_id": "a", "scopes": "read"}, 400, "scopes must be a list"),
         ({"integrated_account_id": "not-a-uuid"}, 400, "must be a UUID"),
         ({"integrated_account_id": "00000000-0000-0000-0000-000000000000"}, 404, "No such integrated account"),
     ],
@@ -406,3 +407,19 @@ async def test_oauth_token_that_does_not_work_is_not_saved(env: ConnectEnv, brow
     assert status == 400
     assert "gave a token that does not work" in page_text(html) and "Nothing was connected" in page_text(html)
     assert not [a for a in await env.accounts() if a["tenant_id"] == "t-bad-token"]
+
+
+async def test_a_link_that_gives_every_value_only_asks_to_confirm(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(
+        tenant_id="t-given", integrations=["strawblond"], context={"api_key": env.paste["strawblond"]["api_key"]}
+    )
+    status, html, _ = await get(browser, link["url"])
+    assert status == 200 and "Connect StrawBlond</button>" in html and 'name="api_key"' not in html
+    status, html, _ = await form_post(browser, env.harness.base_url + "/connect/strawblond", {"link_token": _token(link)})
+    assert status == 200 and "StrawBlond is connected" in page_text(html)
+
+
+async def test_link_scopes_replace_the_declared_ones(env: ConnectEnv, browser: Any) -> None:
+    link = await env.link(tenant_id="t-scopes", integrations=["capsule"], scopes=["read"])
+    _, params = await _to_consent(env, browser, link, "capsule")
+    assert params["scope"] == "read"

@@ -76,7 +76,8 @@ async def test_list_pages_with_the_providers_own_pagination(harness: Harness, pr
         resp = await proxy(harness, "GET", provider, native.collection, "limit=7" + (f"&next_cursor={cursor}" if cursor else ""))
         assert resp.status == 200, resp.text
         body = resp.json()
-        assert set(body) == {"result", "next_cursor"}
+        assert set(body) == {"result", "next_cursor", "prev_cursor", "result_count"}
+        assert body["result_count"] == len(body["result"]) and body["prev_cursor"] is None
         assert isinstance(body["result"], list) and len(body["result"]) <= 7
         seen.extend(str(r[native.id_key]) for r in body["result"])
         pages += 1
@@ -190,6 +191,12 @@ async def test_bad_proxy_requests(harness: Harness) -> None:
     assert_unified_error(
         await harness.call("GET", "/proxy/kases", query=f"integrated_account_id={harness.accounts[provider]}", token=None), 401
     )
+    assert_unified_error(await proxy(harness, "GET", provider, "..%2Fsecret"), 400)
+    before = len(await harness.provider_requests(provider))
+    odd = await proxy(harness, "GET", provider, "kases%3Fpage%3D2")  # a decoded `?` stays in the path
+    assert_unified_error(odd, 404)
+    sent = (await harness.provider_requests(provider))[before:]
+    assert sent and sent[-1]["path"].endswith("/kases?page=2") and sent[-1]["query"]["page"] == "1"
     cursor = await proxy(harness, "GET", provider, "parties", "next_cursor=garbage")
     assert_unified_error(cursor, 400)
 
@@ -207,3 +214,17 @@ async def test_a_401_refreshes_the_token_and_the_proxy_call_goes_through(harness
     resp = await proxy(harness, "GET", provider, native.collection, "limit=2")
     assert resp.status == 200, resp.text
     assert (await harness.control(provider, "stats")).get("refreshes", 0) == before + 1
+
+
+async def test_a_proxy_create_with_an_idempotency_key_is_sent_once(harness: Harness) -> None:
+    provider = "insightly"
+    key = f"proxy-{uuid.uuid4()}"
+    body = {"PROJECT_NAME": f"Idempotent {key[-6:]}", "STATUS": "Not Started"}
+    before = len(await harness.provider_requests(provider))
+    first = await proxy(harness, "POST", provider, "Projects", json=body, headers={"Idempotency-Key": key})
+    again = await proxy(harness, "POST", provider, "Projects", json=body, headers={"Idempotency-Key": key})
+    assert first.status in (200, 201) and again.status == first.status, again.text
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == first.json()
+    posts = [r for r in (await harness.provider_requests(provider))[before:] if r["method"] == "POST"]
+    assert len(posts) == 1
+    await proxy(harness, "DELETE", provider, f"Projects/{first.json()['PROJECT_ID']}")

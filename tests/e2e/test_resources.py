@@ -249,3 +249,15 @@ async def test_integrations_list_their_resources(harness: Harness) -> None:
         assert resources["projects"] == sorted(all_providers()[name].endpoints)
         for resource, declared in all_providers()[name].resources.items():
             assert resources[resource] == sorted(declared.endpoints)
+
+
+@pytest.mark.parametrize(("provider", "resource"), DECLARED, ids=_ids("declared"))
+async def test_remote_query_and_ignore_limit(harness: Harness, provider: str, resource: str) -> None:
+    before = len(await harness.provider_requests(provider))
+    resp = await harness.unified("GET", provider, resource=resource, query="limit=2&remote_query[x_unicrm_probe]=1")
+    assert resp.status == 200, resp.text
+    sent = (await harness.provider_requests(provider))[before:]
+    assert any(r["query"].get("x_unicrm_probe") == "1" or (r["json"] or {}).get("x_unicrm_probe") == "1" for r in sent)
+    unlimited = await harness.unified("GET", provider, resource=resource, query="limit=1&truto_ignore_limit=true")
+    # the provider's default page instead of one record (every seeded resource has more than two)
+    assert unlimited.status == 200 and len(unlimited.json()["result"]) > 1

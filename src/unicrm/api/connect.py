@@ -172,7 +172,8 @@ class Offer:
         given = set(link.context) | set((self.settings.context or {}) if self.settings else {})
         return [c for c in self.provider.form_fields if c.name not in given]
 
-    def available(self, link: LinkToken) -> bool:
+    @property
+    def available(self) -> bool:
         return self.oauth or bool(self.provider.form_fields)
 
 
@@ -186,15 +187,17 @@ async def _offers(request: Request, link: LinkToken) -> list[Offer]:
         if provider is None:
             continue
         offer = Offer(provider, await state.connect.get_settings(link.environment_id, name))
-        if offer.available(link):
+        if offer.available:
             offers.append(offer)
     return offers
 
 
-async def _offer(request: Request, link: LinkToken, name: str, token: str) -> Offer:
-    for offer in await _offers(request, link):
+async def _offer(request: Request, link: LinkToken, name: str, token: str) -> tuple[Offer, bool]:
+    """The offer of this integration, and whether the link offers others too (a way back)."""
+    offers = await _offers(request, link)
+    for offer in offers:
         if offer.provider.name == name:
-            return offer
+            return offer, len(offers) > 1
     raise Problem(
         404,
         "integration_unavailable",
@@ -247,6 +250,8 @@ def _integration_page(
         label=offer.provider.label,
         reconnect=link.integrated_account_id is not None,
         oauth=offer.oauth,
+        # A form even when the link already gave every value: then it is just the button.
+        form=bool(offer.provider.form_fields),
         fields=fields,
         link_token=token,
         form_action=f"/connect/{name}",
@@ -337,8 +342,7 @@ async def integration_page(request: Request) -> Response:
     try:
         link = await _open_link(request, token)
         assert token is not None
-        offer = await _offer(request, link, request.path_params["integration"], token)
-        several = len(await _offers(request, link)) > 1
+        offer, several = await _offer(request, link, request.path_params["integration"], token)
         return _integration_page(request, link, token, offer, several=several)
     except Problem as problem:
         return problem_page(problem)
@@ -411,9 +415,8 @@ async def submit_form(request: Request) -> Response:
     try:
         link = await _open_link(request, token)
         assert isinstance(token, str)
-        offer = await _offer(request, link, request.path_params["integration"], token)
+        offer, several = await _offer(request, link, request.path_params["integration"], token)
         provider = offer.provider
-        several = len(await _offers(request, link)) > 1
         shown = offer.fields(link)
         typed = {c.name: str(form.get(c.name) or "").strip() for c in shown}
         missing = [c for c in shown if c.required and c.default is None and not typed[c.name]]
@@ -562,7 +565,7 @@ async def start_oauth(request: Request) -> Response:
     try:
         link = await _open_link(request, token)
         assert isinstance(token, str)
-        offer = await _offer(request, link, request.path_params["integration"], token)
+        offer, _ = await _offer(request, link, request.path_params["integration"], token)
         if not offer.oauth or offer.settings is None:
             raise Problem(
                 404,
@@ -585,6 +588,7 @@ async def start_oauth(request: Request) -> Response:
             redirect_uri=_callback_url(request),
             state=_sign_state(state, nonce, link.id),
             code_challenge=challenge,
+            scopes=link.scopes,
         )
         return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
     except Problem as problem:

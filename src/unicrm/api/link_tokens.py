@@ -2,7 +2,7 @@
 
 New account: `tenant_id`, optional `integrations` (names to offer; default every one),
 `redirect_uri`, `context` (defaults merged into the new account's context; link-token values
-win over what the user types). Reconnect: `integrated_account_id` instead of `tenant_id`
+win over what the user types), `scopes` (OAuth scopes asked instead of the declared ones). Reconnect: `integrated_account_id` instead of `tenant_id`
 (`persist_previous_context` keeps the old context under the new credentials). The answer is
 `{"link_token", "url", "expires_at"}`; only a hash of the token is stored.
 """
@@ -28,6 +28,7 @@ from unicrm.store.connect import LINK_TOKEN_TTL
 
 MAX_TTL = timedelta(days=30)
 ALLOWED = {
+    "scopes",
     "tenant_id",
     "integrated_account_id",
     "integrations",
@@ -37,7 +38,7 @@ ALLOWED = {
     "expires_in",
 }
 # Accepted and ignored: Truto options with no meaning here.
-IGNORED = {"scopes", "environment_unified_model_id", "truto_static_gate_id", "region"}
+IGNORED = {"environment_unified_model_id", "truto_static_gate_id", "region"}
 
 
 def public_base_url(request: Request) -> str:
@@ -72,6 +73,11 @@ register_schemas(
                 "redirect_uri": {"type": "string", "format": "uri"},
                 "context": {"type": "object", "description": "defaults merged into the new account's context"},
                 "persist_previous_context": {"type": "boolean"},
+                "scopes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "OAuth scopes to ask instead of the declared ones",
+                },
                 "expires_in": {"type": "integer", "minimum": 1, "description": "seconds (unicrm extension)"},
             },
             "example": {"tenant_id": "acme", "redirect_uri": "https://app.example.com/crm-connected"},
@@ -155,6 +161,9 @@ async def create_link_token(request: Request) -> Response:
         if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= MAX_TTL.total_seconds():
             raise bad_request(f"expires_in must be a whole number of seconds from 1 to {int(MAX_TTL.total_seconds())}.")
         ttl = timedelta(seconds=seconds)
+    scopes = body.get("scopes")
+    if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes)):
+        raise bad_request("scopes must be a list of OAuth scope names.")
     persist = body.get("persist_previous_context", False)
     if not isinstance(persist, bool):
         raise bad_request("persist_previous_context must be true or false.")
@@ -167,6 +176,7 @@ async def create_link_token(request: Request) -> Response:
         context={k: v for k, v in context.items() if v is not None},
         persist_previous_context=persist,
         ttl=ttl,
+        scopes=scopes or None,
     )
     url = f"{public_base_url(request)}/connect?{urlencode({'link_token': token})}"
     expires = link.expires_at.isoformat().replace("+00:00", "Z")

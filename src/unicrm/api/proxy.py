@@ -75,10 +75,12 @@ register_schemas(
         "ProxyPage": {
             "title": "A page of native records (proxy)",
             "type": "object",
-            "required": ["result", "next_cursor"],
+            "required": ["result", "next_cursor", "prev_cursor", "result_count"],
             "properties": {
                 "result": {"type": "array", "description": "The provider's records as it sent them"},
                 "next_cursor": {"type": ["string", "null"], "description": "Pass as next_cursor for the next page"},
+                "prev_cursor": {"type": "null"},
+                "result_count": {"type": "integer", "minimum": 0},
             },
             "additionalProperties": False,
         },

@@ -270,6 +270,17 @@ class TeamleaderEmulator(Emulator):
                 added_at=ts(20 + i),
                 updated_at=ts(30 + 2 * i),
             )
+        self.phases: dict[str, dict[str, Any]] = {
+            _uuid(6, i + 1): {
+                "id": _uuid(6, i + 1),
+                "name": name,
+                "deal_pipeline": {"type": "dealPipeline", "id": _uuid(7, 1)},
+                "actions": [],
+                "requires_attention_after": {"amount": 7, "unit": "days"},
+                "probability": probability,
+            }
+            for i, (name, probability) in enumerate((("New", 0.1), ("Proposal", 0.4), ("Negotiation", 0.7)))
+        }
         for i, deal in enumerate(self.deals.values()):
             deal.update(
                 summary=f"Sample deal {i + 1}" if i % 2 else None,
@@ -414,6 +425,8 @@ class TeamleaderEmulator(Emulator):
             "/companies.info": self._info(lambda: self.companies, "Company"),
             "/contacts.info": self._info(lambda: self.contacts, "Contact"),
             "/deals.info": self._info(lambda: self.deals, "Deal"),
+            "/dealPhases.list": self._lister(lambda: self.phases),
+            "/dealPhases.info": self._info(lambda: self.phases, "Deal phase"),
             "/customFieldDefinitions.list": self._lister(lambda: self.definitions),
             "/users.me": self.users_me,
         }

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Query parameters of ours, never forwarded to the provider.
 OWN_PARAMS = frozenset({"integrated_account_id", "next_cursor", "limit"})
+#: Characters left as they are in a native resource path (RFC 3986 pchar and `/`).
+PATH_SAFE = "/:@!$&'()*+,;="
 PROXY_OPS: dict[str, Op] = {"GET": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}
 
 
@@ -41,7 +43,7 @@ def forwarded_query(raw: str) -> list[tuple[str, str]]:
 
 
 def _rpc(endpoint: Endpoint) -> bool:
-    """An RPC endpoint: POST with parameters in the body (Teamleader's `x.list`, `x.info`)."""
+    """An RPC endpoint: POST with parameters in the body (`<kind>.list`, `<kind>.info` methods)."""
     return endpoint.method == "POST" and endpoint.params_in == "body"
 
 
@@ -77,7 +79,8 @@ class Proxy:
     def _url(call: ProviderCall, provider: Provider, resource: str, record_id: str | None = None) -> str:
         if not resource or resource.startswith(".") or ".." in resource.split("/"):
             raise bad_request(f"{resource!r} is not a resource path of {provider.label}.")
-        path = f"{provider.proxy_prefix}/{resource}"
+        # Quoted so a decoded `?`, `#` or `%` stays part of the path, never a query or fragment.
+        path = provider.proxy_prefix + "/" + quote(resource, safe=PATH_SAFE)
         if record_id is not None:
             path += "/" + quote(record_id, safe="")
         return call.base_url + path
@@ -112,7 +115,9 @@ class Proxy:
             raise _unreadable(provider, response)
         nxt = paginator.next(state, size, response, records)
         next_cursor = self.engine.codec.encode(account.id, fingerprint, nxt) if nxt and nxt != state and records else None
-        return Result(body={"result": records, "next_cursor": next_cursor}, headers=rate_limit_headers(provider, response))
+        # Truto's proxy envelope is the unified one: prev_cursor and result_count too.
+        envelope = {"result": records, "next_cursor": next_cursor, "prev_cursor": None, "result_count": len(records)}
+        return Result(body=envelope, headers=rate_limit_headers(provider, response))
 
     async def single(
         self, account: AccountLike, method: str, resource: str, record_id: str | None, raw_query: str, body: Any

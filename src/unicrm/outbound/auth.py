@@ -135,12 +135,23 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def authorization_url(
-    auth: Auth, *, authorize_url: str, client_id: str, redirect_uri: str, state: str, code_challenge: str | None
+    auth: Auth,
+    *,
+    authorize_url: str,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    code_challenge: str | None,
+    scopes: list[str] | None = None,
 ) -> str:
-    """Where the browser goes to consent: the provider's authorize endpoint with our parameters."""
+    """Where the browser goes to consent: the provider's authorize endpoint with our parameters.
+
+    `scopes` (a link token's) replace the declared ones.
+    """
     params = {"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "state": state}
-    if auth.scopes:
-        params["scope"] = auth.scope_separator.join(auth.scopes)
+    asked = scopes or auth.scopes
+    if asked:
+        params["scope"] = auth.scope_separator.join(asked)
     if code_challenge:
         params["code_challenge"] = code_challenge
         params["code_challenge_method"] = "S256"

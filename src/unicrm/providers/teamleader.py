@@ -542,12 +542,21 @@ def read_deal_contacts(record: Mapping[str, Any], lookups: Lookups) -> Any:
 
 def read_deal_phase(record: Mapping[str, Any], lookups: Lookups) -> Any:
     phase = record.get("current_phase")
-    return {"id": str(phase["id"]), "name": None} if isinstance(phase, dict) and phase.get("id") else None
+    if not isinstance(phase, dict) or not phase.get("id"):
+        return None
+    ident = str(phase["id"])
+    return {"id": ident, "name": lookups.get("phases", {}).get(ident)}
+
+
+def read_phase_pipeline(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    pipeline = record.get("deal_pipeline")
+    return {"id": str(pipeline["id"]), "name": None} if isinstance(pipeline, dict) and pipeline.get("id") else None
 
 
 USER_NAMES = Lookup("users", _first_page("/users.list"), records_path="data", key="id", value="")
 COMPANY_NAMES = Lookup("companies", _first_page("/companies.list"), records_path="data", key="id", value="name")
 CONTACT_RECORDS = Lookup("contacts", _first_page("/contacts.list"), records_path="data", key="id", value="")
+PHASE_NAMES = Lookup("phases", _first_page("/dealPhases.list"), records_path="data", key="id", value="name")
 _TS = (
     Field("created_at", read="added_at", conv=DateTimeFormat()),
     Field("updated_at", read="updated_at", conv=DateTimeFormat()),
@@ -615,16 +624,27 @@ RESOURCES = {
             Field("owner", read=read_responsible),
             Field("account", read=read_deal_account),
             Field("contact", read=read_deal_contacts),
-            Field("stage", read=read_deal_phase, note="the deal phase id"),
+            Field("stage", read=read_deal_phase, note="the deal's current phase"),
             Field("status", read="status", conv=Enum({"open": "open", "won": "won", "lost": "lost"})),
             Field("close_date", read="estimated_closing_date", conv=DateOnly()),
             Field("created_at", read="created_at", conv=DateTimeFormat()),
             Field("updated_at", read="updated_at", conv=DateTimeFormat()),
             Field("urls", read=read_web_url),
         ),
-        lookups=(USER_NAMES, COMPANY_NAMES, CONTACT_RECORDS),
+        lookups=(USER_NAMES, COMPANY_NAMES, CONTACT_RECORDS, PHASE_NAMES),
         docs_url="https://developer.focus.teamleader.eu/docs/api/deals-list",
         notes=("Teamleader deals: a project's deals.",),
+    ),
+    "stages": Resource(
+        endpoints=_rpc("dealPhases"),
+        list_path="data",
+        fields=(
+            Field("id", read="id", conv=IdString()),
+            Field("name", read="name"),
+            Field("pipeline", read=read_phase_pipeline),
+        ),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/deal-phases-list",
+        notes=("Deal phases (a deal's current_phase); v2 projects have no stages.",),
     ),
 }
 

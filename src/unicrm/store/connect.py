@@ -48,6 +48,8 @@ class LinkToken:
     expires_at: datetime
     used_at: datetime | None
     result_account_id: str | None
+    #: OAuth scopes to ask for instead of the declared ones (Truto's `scopes`).
+    scopes: list[str] | None = None
 
     @property
     def expired(self) -> bool:
@@ -121,6 +123,7 @@ class ConnectStore:
         context: dict[str, Any],
         persist_previous_context: bool = False,
         ttl: timedelta = LINK_TOKEN_TTL,
+        scopes: list[str] | None = None,
     ) -> tuple[str, LinkToken]:
         """A new link token; the plaintext is returned once and only its hash is kept."""
         token = "lt_" + secrets.token_urlsafe(32)
@@ -132,6 +135,7 @@ class ConnectStore:
             "tenant_id": tenant_id,
             "integrated_account_id": integrated_account_id,
             "integrations": orjson.dumps(integrations).decode() if integrations is not None else None,
+            "scopes": orjson.dumps(scopes).decode() if scopes else None,
             "redirect_uri": redirect_uri,
             "context_encrypted": self.box.encrypt(context),
             "persist_previous_context": persist_previous_context,
@@ -162,6 +166,7 @@ class ConnectStore:
             expires_at=_aware(get("expires_at")) or _now(),
             used_at=_aware(get("used_at")),
             result_account_id=get("result_account_id"),
+            scopes=orjson.loads(get("scopes")) if get("scopes") else None,
         )
 
     async def find_link_token(self, token: str) -> LinkToken | None:

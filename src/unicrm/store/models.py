@@ -72,6 +72,7 @@ class LinkTokenRow(Base):
     tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     integrated_account_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     integrations: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scopes: Mapped[str | None] = mapped_column(Text, nullable=True)
     redirect_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     context_encrypted: Mapped[str] = mapped_column(Text)
     persist_previous_context: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -305,6 +305,32 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def descendants(pid: int) -> list[int]:
+    """A process's children, grandchildren, ... (Linux /proc; a server may run its work in a child)."""
+    out: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            pending.extend(kids)
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants so far."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in descendants(pid))
+
+
 def machine() -> str:
     """One line: CPUs, memory, Python."""
     cpus = os.cpu_count()

@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="text for a terminal, json for one JSON object per line (default: text)",
     )
     serve.add_argument(
+        "--stream-max-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest a stream waits for a provider's rate limit, per page, before it ends with a resumable "
+        "error line (default: env UNICRM_STREAM_MAX_WAIT_S or 60)",
+    )
+    serve.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -201,12 +209,18 @@ def _serve(args: argparse.Namespace) -> int:
     from unicrm.api.logs import configure_logging
     from unicrm.outbound.policy import OriginError, OriginPolicy, operator_origins
     from unicrm.store.database import Store
+    from unicrm.store.settings import STREAM_MAX_WAIT_ENV, stream_max_wait_s
 
     configure_logging(args.log_level, args.log_format)
     try:
         OriginPolicy(operator_origins(tuple(args.allow_origin)))  # a malformed origin stops the server before it listens
     except OriginError as exc:
         print(f"unicrm: error: --allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
+        return 2
+    try:
+        max_wait = stream_max_wait_s(args.stream_max_wait)
+    except ValueError as exc:
+        print(f"unicrm: error: {exc}", file=sys.stderr)
         return 2
 
     async def check() -> None:
@@ -227,7 +241,12 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         app = create_app(
-            ServerConfig(database_url=args.database_url, data_dir=args.data_dir, allow_origins=tuple(args.allow_origin))
+            ServerConfig(
+                database_url=args.database_url,
+                data_dir=args.data_dir,
+                allow_origins=tuple(args.allow_origin),
+                stream_max_wait_s=max_wait,
+            )
         )
         uvicorn.run(app, **common)
         return 0
@@ -238,6 +257,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["UNICRM_DATA_DIR"] = str(args.data_dir)
     if args.allow_origin:
         os.environ["UNICRM_ALLOW_ORIGINS"] = ",".join([*args.allow_origin, os.environ.get("UNICRM_ALLOW_ORIGINS", "")]).strip(",")
+    os.environ[STREAM_MAX_WAIT_ENV] = str(max_wait)
     os.environ["UNICRM_LOG_LEVEL"] = args.log_level
     os.environ["UNICRM_LOG_FORMAT"] = args.log_format
     temp = None

@@ -52,8 +52,9 @@ async def test_sdk_lists_every_declared_resource(harness: Harness, provider: str
         listed = await truto.unified_api.list("crm", resource, {**query, "limit": 2}).to_array()
         expected = await all_records(harness, provider, resource, limit=50)
         assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in expected)
-        one = await truto.unified_api.get("crm", resource, listed[0]["id"], dict(query))
-        assert one["id"] == listed[0]["id"]
+        if "get" in all_providers()[provider].resources[resource].endpoints:
+            one = await truto.unified_api.get("crm", resource, listed[0]["id"], dict(query))
+            assert one["id"] == listed[0]["id"]
 
 
 async def test_sdk_proxy_list_and_get(harness: Harness, provider: str) -> None:

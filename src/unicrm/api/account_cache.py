@@ -40,6 +40,9 @@ class AccountCache:
         self._listening = False
         self._listener: Any = None
         self._entries: dict[str, tuple[float, Account]] = {}
+        self._loading: dict[str, asyncio.Future[Account | None]] = {}
+        # Bumped by every invalidation, so a read that started before one is not cached after it.
+        self._generation = 0
         self.listeners: list[Callable[[str], None]] = []
 
     @property
@@ -74,21 +77,40 @@ class AccountCache:
 
     def _on_lost(self, connection: Any) -> None:
         self._listening = False
+        self._generation += 1
         self._entries.clear()
 
     async def get(self, account_id: str, environment_id: str) -> Account | None:
-        now = time.monotonic()
         entry = self._entries.get(account_id)
-        if entry is not None and entry[0] > now:
-            account = entry[1]
+        if entry is not None and entry[0] > time.monotonic():
+            account: Account | None = entry[1]
         else:
-            found = await self.store.get_account(account_id)
+            # One database read per account at a time: when an entry expires under load, the
+            # requests that arrive meanwhile wait for that read instead of each sending their own.
+            loading = self._loading.get(account_id)
+            if loading is None:
+                loading = asyncio.ensure_future(self._load(account_id, self._generation))
+                self._loading[account_id] = loading
+                loading.add_done_callback(lambda done: self._forget_load(account_id, done))
+            account = await asyncio.shield(loading)
+        if account is None:
+            return None
+        return account if account.environment_id == environment_id else None
+
+    def _forget_load(self, account_id: str, done: asyncio.Future[Account | None]) -> None:
+        if self._loading.get(account_id) is done:
+            del self._loading[account_id]
+
+    async def _load(self, account_id: str, generation: int) -> Account | None:
+        found = await self.store.get_account(account_id)
+        # A change announced while the read was under way may have been read before it: keep
+        # the answer for this request only, and let the next one read again.
+        if generation == self._generation:
             if found is None:
                 self._entries.pop(account_id, None)
-                return None
-            account = found
-            self._entries[account_id] = (now + self.ttl_s, account)
-        return account if account.environment_id == environment_id else None
+            else:
+                self._entries[account_id] = (time.monotonic() + self.ttl_s, found)
+        return found
 
     async def changed(self, account: Account | str) -> None:
         """An account was changed or deleted here: update this process and tell the others."""
@@ -96,6 +118,8 @@ class AccountCache:
         if isinstance(account, str):
             self._drop(account_id)
         else:
+            self._generation += 1
+            self._loading.pop(account_id, None)
             self._entries[account_id] = (time.monotonic() + self.ttl_s, account)
             self._notify_local(account_id)
         if self.store.dialect == "postgresql":
@@ -103,6 +127,8 @@ class AccountCache:
                 await conn.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": account_id})
 
     def _drop(self, account_id: str) -> None:
+        self._generation += 1
+        self._loading.pop(account_id, None)
         self._entries.pop(account_id, None)
         self._notify_local(account_id)
 

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from unicrm.api import admin, connect, link_tokens, metrics, proxy, reference, unified, webhooks
+from unicrm.api.hotpath import UnifiedRouter
 from unicrm.api.limits import DEFAULT_MAX_BODY, BoundedInput
 from unicrm.api.observe import ObservabilityMiddleware
 from unicrm.api.openapi import JSON, Doc, Reply, build_document, documented, with_server
@@ -29,6 +30,7 @@ from unicrm.outbound.policy import OriginPolicy, operator_origins
 from unicrm.outbound.pool import Timeouts
 from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Store
+from unicrm.store.settings import stream_max_wait_s
 
 log = logging.getLogger("unicrm")
 
@@ -40,6 +42,8 @@ class ServerConfig:
     database_url: str | None = None
     data_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: how long a stream waits for a provider's rate limit per page (`UNICRM_STREAM_MAX_WAIT_S`)
+    stream_max_wait_s: float = field(default_factory=stream_max_wait_s)
     #: Where browsers reach the server (connect links, the OAuth redirect URI); default: the
     #: request's own origin, or `UNICRM_PUBLIC_URL`.
     public_url: str | None = None
@@ -229,7 +233,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(config.database_url, config.data_dir)
         app.state.unicrm = AppState.build(
-            store, store.secret_box.derive_key("cursor"), config.timeouts, policy, config.webhook_private_targets
+            store,
+            store.secret_box.derive_key("cursor"),
+            config.timeouts,
+            policy,
+            config.webhook_private_targets,
+            stream_max_wait_s=config.stream_max_wait_s,
         )
         await app.state.unicrm.accounts.start()
         if config.send_webhooks:
@@ -252,6 +261,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         middleware=[Middleware(BoundedInput, max_body=config.max_body)],
         lifespan=lifespan,
     )
+    # The same routes, with the two hot GETs recognised before Starlette's route-by-route match.
+    app.router = UnifiedRouter(app.router.routes, lifespan=lifespan)
     # Around the exception handlers, so that every answer (a 500 too) carries x-request-id and is logged and counted.
     app.add_middleware(ObservabilityMiddleware, routes=lambda: route_templates(all_routes))
     app.state.openapi = build_document(all_routes)

@@ -23,7 +23,10 @@ class TokenAuthenticator:
         self._cache: dict[str, tuple[float, str]] = {}
 
     async def environment_of(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
+        return await self.environment_for(request.headers.get("authorization", ""))
+
+    async def environment_for(self, header: str) -> str:
+        """The environment of an `Authorization` header's token, or a 401."""
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

@@ -108,8 +108,9 @@ def parse_query(raw: str | bytes) -> dict[str, Any]:
         if not pair:
             continue
         key_raw, _, value_raw = pair.partition("=")
-        key = unquote_plus(key_raw)
-        value = unquote_plus(value_raw)
+        # Most parameters need no decoding; unquote_plus would return them unchanged, slowly.
+        key = unquote_plus(key_raw) if "%" in key_raw or "+" in key_raw else key_raw
+        value = unquote_plus(value_raw) if "%" in value_raw or "+" in value_raw else value_raw
         if not key:
             continue
         if value in ABSENT_VALUES or (value == "" and key in EMPTY_MEANS_ABSENT):

@@ -10,6 +10,7 @@ from unicrm.api.auth import TokenAuthenticator
 from unicrm.api.webhook_worker import Events, WebhookSender
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.operations import Engine
+from unicrm.engine.pacing import DEFAULT_MAX_WAIT_S
 from unicrm.engine.proxy import Proxy
 from unicrm.outbound.policy import OriginPolicy
 from unicrm.outbound.pool import SessionPool, Timeouts
@@ -45,6 +46,7 @@ class AppState:
         timeouts: Timeouts | None = None,
         policy: OriginPolicy | None = None,
         webhook_private_targets: bool = False,
+        stream_max_wait_s: float = DEFAULT_MAX_WAIT_S,
     ) -> AppState:
         pool = SessionPool(timeouts, policy=policy)
         accounts = AccountCache(store)
@@ -52,7 +54,7 @@ class AppState:
         sender = WebhookSender(webhooks, policy=policy, private_targets=webhook_private_targets)
         events = Events(webhooks, sender)
         gateway = StoreGateway(store, accounts, events)
-        engine = Engine(all_providers(), pool, gateway, CursorCodec(cursor_secret))
+        engine = Engine(all_providers(), pool, gateway, CursorCodec(cursor_secret), stream_max_wait_s=stream_max_wait_s)
         accounts.listeners.append(engine.forget_account)
         return cls(
             store=store,

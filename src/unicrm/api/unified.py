@@ -7,6 +7,7 @@ resource name is a 404 naming the known ones, a resource the account's provider 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -28,6 +29,8 @@ from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/{resource}"
+PREFIX = "/unified/crm/"
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_ID_CHARS = 256
 MAX_KEY_CHARS = 255
 
@@ -57,8 +60,12 @@ def _query(request: Request) -> dict[str, Any]:
 
 
 async def _account(request: Request, query: dict[str, Any]) -> Account:
-    state = _state(request)
-    environment = await state.auth.environment_of(request)
+    return await resolve_account(_state(request), request.headers.get("authorization", ""), query)
+
+
+async def resolve_account(state: AppState, authorization: str, query: dict[str, Any]) -> Account:
+    """The token's environment, then the `integrated_account_id` of the query in it (or a 4xx)."""
+    environment = await state.auth.environment_for(authorization)
     raw = query.get("integrated_account_id")
     if isinstance(raw, list):
         raw = raw[-1] if raw else None
@@ -66,10 +73,13 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
         raise bad_request(
             "integrated_account_id is required: add ?integrated_account_id=<uuid> (list accounts with GET /integrated-account)."
         )
-    try:
-        account_id = str(uuid.UUID(raw))
-    except ValueError:
-        raise bad_request(f"integrated_account_id must be a UUID; got {raw!r}.") from None
+    if _CANONICAL_UUID.fullmatch(raw):
+        account_id = raw  # already in the form uuid.UUID would give (the form every answer shows)
+    else:
+        try:
+            account_id = str(uuid.UUID(raw))
+        except ValueError:
+            raise bad_request(f"integrated_account_id must be a UUID; got {raw!r}.") from None
     account = await state.accounts.get(account_id, environment)
     if account is None:
         raise not_found(f"No integrated account {account_id} in this environment. List yours with GET /integrated-account.")
@@ -81,7 +91,11 @@ async def _account(request: Request, query: dict[str, Any]) -> Account:
 
 
 def _resource(request: Request) -> ResourceModel:
-    name = request.path_params["resource"]
+    return resource_model(request.path_params["resource"])
+
+
+def resource_model(name: str) -> ResourceModel:
+    """The unified resource of a path segment, or a 404 naming the known ones."""
     model = RESOURCES.get(name)
     if model is None:
         raise not_found(f"No unified resource {name!r}; unified CRM resources are: {', '.join(RESOURCES)}.")
@@ -96,8 +110,11 @@ async def _body(request: Request, model: ResourceModel) -> Any:
 
 
 def _record_id(request: Request) -> str:
+    return checked_record_id(str(request.path_params["id"]))
+
+
+def checked_record_id(record_id: str) -> str:
     """The record id of the path, bounded (it is percent-encoded into the provider's path)."""
-    record_id = str(request.path_params["id"])
     if not record_id or len(record_id) > MAX_ID_CHARS:
         raise bad_request(f"A record id has 1 to {MAX_ID_CHARS} characters; got {len(record_id)}.")
     return record_id

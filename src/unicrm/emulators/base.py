@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import html
+import math
 import random
 import secrets
 import threading
@@ -375,7 +376,9 @@ class Emulator:
         if self.remaining_header:
             out[self.remaining_header] = str(remaining)
         if self.reset_header:
-            out[self.reset_header] = str(int(reset_at))
+            # Whole epoch seconds, rounded up: at the moment stated the window has reset (a
+            # truncated value would name a moment up to a second before it does).
+            out[self.reset_header] = str(math.ceil(reset_at))
         return out
 
     # ------------------------------------------------------------------ control API

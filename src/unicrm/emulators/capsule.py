@@ -107,13 +107,25 @@ class CapsuleEmulator(Emulator):
         start = datetime(2024, 11, 4, 8, 30, tzinfo=UTC)
         self.users_full: dict[int, dict[str, Any]] = {}
         for i, (uid, username, name) in enumerate(USERS):
+            # The User model of Capsule's /users docs (its example shows the user party inline).
+            first, _, last = name.partition(" ")
             self.users_full[uid] = {
                 "id": uid,
-                "username": username,
-                "name": name,
-                "person": {"id": 6000 + i},
+                "locale": "en_GB",
                 "currency": "GBP",
+                "status": "ACTIVE",
+                "party": {
+                    "id": 6000 + i,
+                    "type": "person",
+                    "firstName": first,
+                    "lastName": last,
+                    "pictureURL": f"https://facehub.appspot.com/default/person?text={first[0]}{last[0]}&size=100",
+                },
+                "username": username,
                 "timezone": "Europe/London",
+                "lastLoginAt": _iso(start + timedelta(days=20 + i, hours=i)),
+                "name": name,
+                "taskReminder": i % 2 == 0,
             }
         self.parties: dict[int, dict[str, Any]] = {}
         for i, org in enumerate(ORGS):

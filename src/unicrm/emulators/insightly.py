@@ -4,7 +4,8 @@ Held to Insightly's documentation (shared/reference/providers-capsule-insightly-
 the v3.1 introduction): HTTP Basic with the user's API key as user name and an empty password;
 bare JSON objects and arrays with UPPER_SNAKE keys and integer ids; `skip` / `top` (default 100,
 at most 500), `brief=true` (no sub-collections), `count_total=true` (`X-Total-Count`) and
-`updated_after_utc` (ISO 8601) on lists; `/Projects/Search?field_name=&field_value=` (equality,
+`updated_after_utc` (ISO 8601) on lists; `GET /Tags?record_type=projects` (required record type)
+lists the distinct tag names in use on that record type, as `[{TAG_NAME}]`; `/Projects/Search?field_name=&field_value=` (equality,
 custom fields too); required `PROJECT_NAME` and `STATUS` (`Not Started`, `In Progress`,
 `Deferred`, `Completed`, `Abandoned`, `Cancelled`); body dates `yyyy-MM-dd HH:mm:ss` only (an
 ISO date in a body is a 400); `PUT /Projects` with `PROJECT_ID` in the body changing only the
@@ -33,7 +34,7 @@ import base64
 import itertools
 import random
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -513,6 +514,22 @@ class InsightlyData:
         }
         return tables[kind]
 
+    def tags_in_use(self, record_type: str | None) -> list[dict[str, Any]]:
+        """`GET /Tags?record_type=`: the distinct tags on records of that type (Insightly has no tag table)."""
+        records: Iterable[Mapping[str, Any]]
+        if record_type == "projects":
+            records = (r for _, r in self._all())
+        elif record_type in ("organisations", "contacts", "opportunities"):
+            records = self.related(record_type.capitalize())
+        elif record_type in ("leads", "emails"):
+            records = ()
+        else:
+            raise InsightlyError(
+                400, "record_type is required: contacts, leads, opportunities, organisations, projects or emails"
+            )
+        names = {t["TAG_NAME"] for r in records for t in r.get("TAGS") or () if t.get("TAG_NAME")}
+        return [{"TAG_NAME": name} for name in sorted(names)]
+
 
 # --------------------------------------------------------------------------- helpers
 def project_out(record: Mapping[str, Any], brief: bool) -> dict[str, Any]:
@@ -619,6 +636,7 @@ class InsightlyEmulator(Emulator):
         router.add_delete(f"{base}/Projects/{{id}}", self.delete_project)
         router.add_get(f"{base}/CustomFields/Projects", self._simple(lambda q: self.data.custom_fields))
         router.add_get(f"{base}/Users/Me", self._simple(lambda q: self.data.users[0]))
+        router.add_get(f"{base}/Tags", self._simple(self._tags))
         for kind, key in (
             ("Users", "USER_ID"),
             ("Organisations", "ORGANISATION_ID"),
@@ -724,6 +742,10 @@ class InsightlyEmulator(Emulator):
             return await self._serve(request, action)
 
         return handler
+
+    def _tags(self, query: Mapping[str, str]) -> Any:
+        skip, top = page_params(query)
+        return self.data.tags_in_use(query.get("record_type"))[skip : skip + top]
 
     def _related_list(self, kind: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         def produce(query: Mapping[str, str]) -> Any:

@@ -116,11 +116,13 @@ class PipelinerEmulator(Emulator):
         """The rest of each Client, Account and Contact, in the fields of Pipeliner's entity schemas.
 
         Same ids and names as before (projects point at them); added: owners, timestamps, the flat
-        address fields, email1/phone1, `home_page`, `comments`, a contact's `position` and its
-        `primary_account_id` (the primary account relation; the key name is an assumption).
+        address fields, email1/phone1, `home_page`, `comments` and a contact's `position`.
         Opportunities carry the documented required fields (`name`, `owner_id`, `closing_date`,
-        `step_id`, `value`); Steps (pipeline steps) are named after the docs' examples, their
-        `sort_order`/`percent` keys are assumptions.
+        `step_id`, `value`). Contacts and opportunities answer their primary account only as
+        the `primary_account` relation (a URI, or the Account with `expand=primary_account`):
+        Pipeliner's Contact and Opportunity schemas have no `primary_account_id` key, so the
+        internal `primary_account_id` below is never answered. Steps have `sort_order` and
+        `percent` as in the Step schema (Pipeliner OpenAPI, via api-evangelist/pipeliner).
         """
         start = datetime(2024, 10, 1, 9, 0, tzinfo=UTC)
         client_ids = list(self.clients)
@@ -185,6 +187,28 @@ class PipelinerEmulator(Emulator):
                 "modified": _stamp(start + timedelta(days=i)),
             }
         step_ids = list(self.steps)
+        # Tags (`/entities/Tags`, schema Tag: `name` and `color` required on create, `color` a
+        # 24-bit RGB integer, `supported_entities` a bit flag of the record kinds it applies to).
+        self.tags: dict[str, dict[str, Any]] = {}
+        for i, (name, color) in enumerate(
+            (("Key account", 0xE53935), ("Renewal", 0x43A047), ("Pilot", 0x1E88E5), ("Onsite", 0xFDD835))
+        ):
+            tid = str(uuid.UUID(int=0x7000 + i, version=4))
+            self.tags[tid] = {
+                "id": tid,
+                "name": name,
+                "color": color,
+                "supported_entities": 1 << (i % 5),
+                "is_enabled": True,
+                "use_lang": False,
+                "creator_id": client_ids[i % len(client_ids)],
+                "entity_api_name": None,
+                "allowed_entity_type_ids": None,
+                "is_delete_protected": False,
+                "is_deleted": False,
+                "created": _stamp(start + timedelta(days=2 * i, hours=3)),
+                "modified": _stamp(start + timedelta(days=15 + 4 * i, hours=3)),
+            }
         self.opportunities: dict[str, dict[str, Any]] = {}
         for i, topic in enumerate(("Licences", "Support renewal", "Data warehouse", "Training days", "Integrations")):
             oid = str(uuid.UUID(int=0x6000 + i, version=4))
@@ -215,6 +239,10 @@ class PipelinerEmulator(Emulator):
                 continue
             related = table.get(ident)
             out[key] = dict(related) if key in expand and related else self._uri(request, target, ident)
+        # The Contact and Opportunity schemas have the `primary_account` relation but no
+        # `primary_account_id` key (it is set from the account relation marked primary): the
+        # emulator keeps the id internally and answers only the relation.
+        out.pop("primary_account_id", None)
         return out
 
     def entity_list(self, entity: str, table: Any) -> Any:
@@ -322,6 +350,7 @@ class PipelinerEmulator(Emulator):
             ("Contacts", lambda: self.contacts),
             ("Opportunities", lambda: self.opportunities),
             ("Steps", lambda: self.steps),
+            ("Tags", lambda: self.tags),
         ):
             router.add_get(f"{base}/{entity}", self.entity_list(entity, table))
             router.add_get(f"{base}/{entity}/{{id}}", self.entity_get(entity, table))

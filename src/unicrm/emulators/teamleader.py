@@ -15,6 +15,9 @@ or JSON): access tokens live one hour (an expired
 one is a 401), refresh tokens are single use (a used one is 400 `invalid_grant`); each refresh
 is counted in `/_emulator/stats` as `refreshes`.
 
+`tags.list` (src/02-crm/tags.apib: `page`, `sort` on `tag` asc only, `{data: [{tag}]}`) lists
+the tags of contacts and companies; there is no call for a single tag.
+
 Collections sent to `projects.update` replace the old ones whole (Teamleader's general rule);
 `custom_fields` are merged by definition id only with `custom_fields_update_strategy: partial`.
 
@@ -249,7 +252,7 @@ class TeamleaderEmulator(Emulator):
                     }
                 ],
                 responsible_user={"type": "user", "id": user_ids[i % len(user_ids)]},
-                tags=["customer"] if i % 2 == 0 else [],
+                tags=[("customer", "prospect", "supplier")[i % 3], *(["vip"] if i % 4 == 0 else [])],
                 added_at=ts(i),
                 updated_at=ts(10 + 1.5 * i),
                 web_url=f"https://focus.teamleader.eu/company_detail.php?id={company['id']}",
@@ -266,7 +269,7 @@ class TeamleaderEmulator(Emulator):
                         "company": {"type": "company", "id": company_ids[i % len(company_ids)]},
                     }
                 ],
-                tags=[],
+                tags=["newsletter"] if i % 2 == 0 else [],
                 added_at=ts(20 + i),
                 updated_at=ts(30 + 2 * i),
             )
@@ -427,6 +430,7 @@ class TeamleaderEmulator(Emulator):
             "/deals.info": self._info(lambda: self.deals, "Deal"),
             "/dealPhases.list": self._lister(lambda: self.phases),
             "/dealPhases.info": self._info(lambda: self.phases, "Deal phase"),
+            "/tags.list": self.tags_list,
             "/customFieldDefinitions.list": self._lister(lambda: self.definitions),
             "/users.me": self.users_me,
         }
@@ -494,6 +498,15 @@ class TeamleaderEmulator(Emulator):
             return json_response({"data": rows[(number - 1) * size : number * size]})
 
         return run
+
+    async def tags_list(self, body: dict[str, Any]) -> web.Response:
+        """`tags.list`: the tags on contacts and companies, `{data: [{tag}]}`, sorted by tag (asc only)."""
+        size, number = self._page(body)
+        for rule in body.get("sort") or ():
+            if not isinstance(rule, dict) or rule.get("field") != "tag" or rule.get("order", "asc") != "asc":
+                raise _bad("sort supports only field tag, order asc")
+        names = sorted({t for table in (self.companies, self.contacts) for r in table.values() for t in r.get("tags") or ()})
+        return json_response({"data": [{"tag": t} for t in names[(number - 1) * size : number * size]]})
 
     async def users_me(self, body: dict[str, Any]) -> web.Response:
         return json_response({"data": self.users[self.me]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -71,6 +72,29 @@ class Exchange:
     body: Any
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    #: the answer, kept so `response_headers` is copied only when the debug format asks
+    response: ProviderResponse | None = field(default=None, repr=False)
+
+    def answer_headers(self) -> dict[str, str]:
+        return dict(self.response.headers) if self.response is not None else self.response_headers
+
+
+@dataclass(frozen=True)
+class CallSetup:
+    """What a `ProviderCall` derives from an account's context alone, so the engine can reuse it.
+
+    `secrets`/`needles`: every form of the account's credentials (see `ProviderCall.learn`);
+    `base_url`: the account's provider base URL.
+    """
+
+    secrets: tuple[str, ...]
+    needles: tuple[bytes, ...]
+    base_url: str
+    #: the request headers built from the declaration's templates and the auth scheme
+    headers: dict[str, str]
+    #: the forms that hold no other form: an answer holds a credential iff it holds one of these
+    probes: tuple[bytes, ...] = ()
+    text_probes: tuple[str, ...] = ()
 
 
 class ProviderCall:
@@ -85,6 +109,7 @@ class ProviderCall:
         pool: SessionPool,
         gateway: AccountGateway,
         destinations: Destinations,
+        setup: CallSetup | None = None,
     ) -> None:
         self.provider = provider
         self.mapping = mapping
@@ -97,23 +122,42 @@ class ProviderCall:
         self.exchanges: deque[Exchange] = deque(maxlen=16)
         self.last_response: ProviderResponse | None = None
         self.destinations = destinations
-        self._secrets: tuple[str, ...] = ()
-        self._needles: tuple[bytes, ...] = ()
-        self._learn_secrets()
-        base = context.get("base_url") or render_url(provider.base_url, self._template_context())
-        self.base_url = str(base).rstrip("/")
+        # Built once per context (a token refresh replaces `self.context`, and with it these).
+        setup = setup or self.learn(provider, context)
+        self._secrets = setup.secrets
+        self._needles = setup.needles
+        self._probes, self._text_probes = setup.probes, setup.text_probes
+        self.base_url = setup.base_url
+        self._headers = setup.headers
+        self._headers_for: dict[str, Any] | None = context
+        self._headers_checked = False
 
-    def _learn_secrets(self) -> None:
-        """Every form in which this account's credentials could come back to us.
+    @staticmethod
+    def learn(provider: Provider, context: Mapping[str, Any]) -> CallSetup:
+        """What an account's context alone decides: its credentials in every form, its base URL.
 
-        The context's secret values, the auth headers sent (a Basic token is not in the context
-        as such), and their JSON-escaped and URL-encoded forms (see `secret_forms`).
+        The credentials: the context's secret values, the auth headers sent (a Basic token is
+        not in the context as such), and their JSON-escaped and URL-encoded forms (see `secret_forms`).
         """
-        raw = {str(self.context.get(c.name)) for c in self.provider.context if c.secret and self.context.get(c.name)}
-        for value in auth_headers(self.provider.auth, self.context).values():
+        raw = {str(context.get(c.name)) for c in provider.context if c.secret and context.get(c.name)}
+        for value in auth_headers(provider.auth, context).values():
             raw.add(value)
             raw.add(value.partition(" ")[2])
-        self._secrets, self._needles = secret_forms(frozenset(raw))
+        secrets, needles = secret_forms(frozenset(raw))
+        values = _template_values(provider, context)
+        base = context.get("base_url") or render_url(provider.base_url, values)
+        headers = {k: v.format_map(values) for k, v in provider.headers.items()}
+        headers.update(auth_headers(provider.auth, context))
+        # Searching for "Bearer <token>" adds nothing once "<token>" is searched for: an answer
+        # is scanned (a list page is ~50 KB) only for the forms that contain no other form.
+        text_probes = tuple(a for a in secrets if not any(b != a and b in a for b in secrets))
+        probes = tuple(a.encode() for a in text_probes)
+        return CallSetup(secrets, needles, str(base).rstrip("/"), headers, probes, text_probes)
+
+    def _learn_secrets(self) -> None:
+        setup = self.learn(self.provider, self.context)
+        self._secrets, self._needles = setup.secrets, setup.needles
+        self._probes, self._text_probes = setup.probes, setup.text_probes
 
     # ------------------------------------------------------------------ building requests
     def url_for(self, endpoint: Endpoint, record_id: str | None = None) -> str:
@@ -126,23 +170,25 @@ class ProviderCall:
         return self.base_url + path
 
     def headers(self) -> dict[str, str]:
-        values = self._template_context()
-        out = {k: v.format_map(values) for k, v in self.provider.headers.items()}
-        out.update(auth_headers(self.provider.auth, self.context))
-        for name, value in out.items():
-            if not value.isprintable():
-                # CR/LF would split the header (and aiohttp refuses it); accounts are checked on
-                # create/patch, this catches one stored before that check existed.
-                raise bad_request(
-                    f"The {name} header built from this account's context holds control characters; fix the context."
-                )
-        return out
+        # Built from the context it was given (a token refresh replaces `self.context`: rebuilt then).
+        if self._headers_for is not self.context:
+            values = self._template_context()
+            self._headers = {k: v.format_map(values) for k, v in self.provider.headers.items()}
+            self._headers.update(auth_headers(self.provider.auth, self.context))
+            self._headers_for, self._headers_checked = self.context, False
+        if not self._headers_checked:
+            for name, value in self._headers.items():
+                if not value.isprintable():
+                    # CR/LF would split the header (and aiohttp refuses it); accounts are checked on
+                    # create/patch, this catches one stored before that check existed.
+                    raise bad_request(
+                        f"The {name} header built from this account's context holds control characters; fix the context."
+                    )
+            self._headers_checked = True
+        return dict(self._headers)
 
     def _template_context(self) -> _Ctx:
-        """Context values for `{key}` templates; a declared default fills a key left unset."""
-        values = _Ctx({c.name: c.default for c in self.provider.context if c.default is not None})
-        values.update({k: v for k, v in self.context.items() if v not in (None, "")})
-        return values
+        return _template_values(self.provider, self.context)
 
     def plan(self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any) -> Exchange:
         """The request that would be sent (for dry runs), redacted."""
@@ -152,6 +198,9 @@ class ProviderCall:
     def _shape(
         self, endpoint: Endpoint, record_id: str | None, params: Mapping[str, Any], body: Any
     ) -> tuple[str, str, list[tuple[str, str]], Any]:
+        if not params and endpoint.params_in != "body" and not endpoint.id_in_body and body is None:
+            # A plain read (GET by id): its query is the declaration's, flattened once.
+            return endpoint.method, self.url_for(endpoint, record_id), _declared_query(endpoint), None
         params = {**endpoint.query, **params}
         payload = body
         if endpoint.params_in == "body":
@@ -240,7 +289,7 @@ class ProviderCall:
             raise self.redact_error(exc) from None
         response = self._scrub(response)
         exchange.status = response.status
-        exchange.response_headers = dict(response.headers)
+        exchange.response = response
         return response
 
     async def _refresh(self, force: bool = False) -> None:
@@ -294,7 +343,7 @@ class ProviderCall:
         if status == 429:
             retry = retry_after_seconds(self.provider, response)
             headers["Retry-After"] = str(retry)
-            return ApiError(
+            error = ApiError(
                 429,
                 f"{label} rate limit reached{suffix}. Retry after {retry} s.",
                 remote=True,
@@ -302,6 +351,9 @@ class ProviderCall:
                 headers=headers,
                 insight={"rate_limit_error": {"description": f"{label} is rate limiting this account"}},
             )
+            # What the provider itself asked for (None when it said nothing): a stream waits it out.
+            error.retry_after_s = rate_limit_state(self.provider, response).wait_s
+            return error
         if status >= 500:
             return ApiError(
                 502,
@@ -356,9 +408,9 @@ class ProviderCall:
         every path, including a provider that echoes the request's headers back.
         """
         body = response.body
-        dirty_body = any(n in body for n in self._needles)
+        dirty_body = any(probe in body for probe in self._probes)
         joined = "\n".join(response.headers.values())
-        dirty_headers = any(secret in joined for secret in self._secrets)
+        dirty_headers = any(probe in joined for probe in self._text_probes)
         if not dirty_body and not dirty_headers:
             return response
         for needle in self._needles:
@@ -397,11 +449,30 @@ class ProviderCall:
             [(k, self.redact(v)) for k, v in exchange.params],
             self.redact(exchange.body),
             exchange.status,
-            {k: self.redact(v) for k, v in exchange.response_headers.items()},
+            {k: self.redact(v) for k, v in exchange.answer_headers().items()},
         )
 
     def debug_exchanges(self) -> list[Exchange]:
         return [self._redacted(e) for e in self.exchanges]
+
+
+_DECLARED_QUERIES: dict[int, tuple[Endpoint, list[tuple[str, str]]]] = {}
+
+
+def _declared_query(endpoint: Endpoint) -> list[tuple[str, str]]:
+    """`flatten_params(endpoint.query)`, computed once per endpoint (a fresh list each time)."""
+    known = _DECLARED_QUERIES.get(id(endpoint))
+    if known is None or known[0] is not endpoint:
+        known = (endpoint, flatten_params(endpoint.query))
+        _DECLARED_QUERIES[id(endpoint)] = known
+    return list(known[1])
+
+
+def _template_values(provider: Provider, context: Mapping[str, Any]) -> _Ctx:
+    """Context values for `{key}` templates; a declared default fills a key left unset."""
+    values = _Ctx({c.name: c.default for c in provider.context if c.default is not None})
+    values.update({k: v for k, v in context.items() if v not in (None, "")})
+    return values
 
 
 @functools.lru_cache(maxsize=4096)
@@ -465,14 +536,69 @@ def rate_limit_headers(provider: Provider, response: ProviderResponse) -> dict[s
 
 
 def _reset_seconds(value: str, kind: str) -> int | None:
+    seconds = _reset_in(value, kind)
+    return None if seconds is None else max(0, int(seconds + 0.999))
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """What one provider answer says about its rate-limit window, in seconds from now.
+
+    `remaining`: requests left in the window; `reset_s`: until the window resets; `wait_s`:
+    the wait a 429 asks for (its Retry-After, else its reset). None where the provider is silent.
+    """
+
+    remaining: int | None = None
+    reset_s: float | None = None
+    wait_s: float | None = None
+
+
+def rate_limit_state(provider: Provider, response: ProviderResponse) -> RateLimitState:
+    """The provider's rate-limit headers of one answer, read through its declaration."""
+    spec = provider.rate_limit
+    remaining: int | None = None
+    if spec.remaining and (value := response.headers.get(spec.remaining)):
+        try:
+            remaining = int(float(value))
+        except ValueError:
+            remaining = None
+    reset = _reset_in(response.headers.get(spec.reset), spec.reset_kind) if spec.reset else None
+    wait: float | None = None
+    if response.status == 429:
+        wait = _retry_after_in(response.headers.get(spec.retry_after)) if spec.retry_after else None
+        if wait is None:
+            wait = reset
+    return RateLimitState(remaining, reset, wait)
+
+
+def _reset_in(value: str | None, kind: str) -> float | None:
+    """Seconds from now until a reset header's moment (may be <= 0 when it has passed)."""
+    if not value:
+        return None
     try:
         if kind == "seconds":
-            return max(0, int(float(value) + 0.999))
-        if kind == "epoch":
-            return max(0, int(float(value) - time.time() + 0.999))
-        return max(0, int(parse_iso_datetime(value).timestamp() - time.time() + 0.999))
-    except (TypeError, ValueError):
+            seconds = float(value)
+        elif kind == "epoch":
+            seconds = float(value) - time.time()
+        else:
+            seconds = parse_iso_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
         return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _retry_after_in(value: str | None) -> float | None:
+    """A Retry-After value (delta seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _retry_after_header(provider: Provider, response: ProviderResponse) -> float | None:
@@ -490,21 +616,13 @@ def _retry_after_header(provider: Provider, response: ProviderResponse) -> float
 
 def retry_after_seconds(provider: Provider, response: ProviderResponse) -> int:
     """Whole seconds to wait after a 429: the provider's Retry-After, else its reset header, else 10."""
-    spec = provider.rate_limit
-    value = response.headers.get(spec.retry_after) if spec.retry_after else None
-    if value:
-        try:
-            return max(1, int(float(value) + 0.999))
-        except ValueError:
-            try:
-                return max(1, int(parsedate_to_datetime(value).timestamp() - time.time() + 0.999))
-            except (TypeError, ValueError):
-                pass
-    if spec.reset and (reset := response.headers.get(spec.reset)):
-        seconds = _reset_seconds(reset, spec.reset_kind)
-        if seconds is not None:
-            return max(1, seconds)
-    return 10
+    wait = rate_limit_state(provider, response).wait_s if response.status == 429 else None
+    if wait is None:
+        spec = provider.rate_limit
+        wait = _retry_after_in(response.headers.get(spec.retry_after)) if spec.retry_after else None
+        if wait is None and spec.reset:
+            wait = _reset_in(response.headers.get(spec.reset), spec.reset_kind)
+    return 10 if wait is None else max(1, int(wait + 0.999))
 
 
 def record_of(endpoint: Endpoint, response: ProviderResponse) -> Any:

@@ -53,7 +53,10 @@ class CursorCodec:
         if data.get("a") != account_id:
             raise bad_request(f"next_cursor belongs to another integrated account. {fix}")
         if data.get("f") != fingerprint:
-            raise bad_request(f"next_cursor was issued for different filters or limit. {fix}")
+            raise bad_request(
+                f"next_cursor was issued for different filters or limit, or for the other of a page and a stream "
+                f"(a stream's cursor resumes only a stream). {fix}"
+            )
         state = data.get("s")
         if not isinstance(state, dict):
             raise bad_request(f"next_cursor is not a valid cursor. {fix}")

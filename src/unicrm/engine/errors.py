@@ -45,6 +45,8 @@ class ApiError(Exception):
         #: For a failed write: `unknown` when the request may have reached the provider and
         #: its answer was lost, `written` when the provider did write; None means nothing was.
         self.outcome = outcome
+        #: for a provider's 429: the seconds it asked to wait (Retry-After or reset), if it said
+        self.retry_after_s: float | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the error in Truto's shape."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,13 +19,22 @@ from typing import Any, Protocol
 
 import orjson
 
-from unicrm.engine.calls import AccountGateway, Exchange, ProviderCall, rate_limit_headers, record_of
+from unicrm.engine.calls import (
+    AccountGateway,
+    CallSetup,
+    Exchange,
+    ProviderCall,
+    rate_limit_headers,
+    rate_limit_state,
+    record_of,
+)
 from unicrm.engine.cursor import CursorCodec
 from unicrm.engine.errors import ApiError, bad_request
 from unicrm.engine.formats import exclude_fields, key_by, normalize
 from unicrm.engine.mapping import CompiledMapping, MappingError, compile_mapping, deep_merge, get_path, set_path
 from unicrm.engine.meta import missing_resource_message
 from unicrm.engine.options import Filter, Options, parse_options
+from unicrm.engine.pacing import DEFAULT_MAX_WAIT_S, Pacer
 from unicrm.engine.pagination import Paginator, paginator_for
 from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
@@ -32,6 +43,7 @@ from unicrm.outbound.pool import SessionPool
 from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
 
+log = logging.getLogger("unicrm")
 JSON = "application/json; charset=utf-8"
 NDJSON = "application/x-ndjson"
 # A list request follows at most this many provider pages looking for one that is not empty
@@ -82,6 +94,7 @@ class Engine:
         pool: SessionPool,
         gateway: AccountGateway,
         codec: CursorCodec,
+        stream_max_wait_s: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         self.providers = dict(providers)
         #: (provider, resource) → the provider's declaration as seen by that resource.
@@ -103,7 +116,11 @@ class Engine:
         self.pool = pool
         self.gateway = gateway
         self.codec = codec
+        #: the longest a stream waits for a provider's rate limit, in total for one page
+        self.stream_max_wait_s = stream_max_wait_s
         self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        # (account id, provider view) -> (its context object, the view, what a call derives from both)
+        self._setups: dict[tuple[str, int], tuple[dict[str, Any], Provider, CallSetup]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _open(self, account: AccountLike, op: Op, resource: str = "projects") -> tuple[Provider, CompiledMapping, ProviderCall]:
@@ -129,14 +146,21 @@ class Engine:
                 "Update its context (PATCH /integrated-account/{id}) with valid credentials.",
                 remote=True,
             )
+        context = account.context
+        key = (account.id, id(provider))
+        cached = self._setups.get(key)
+        if cached is None or cached[0] is not context or cached[1] is not provider:
+            # Once per account and provider view (again when the context object changes), not per request.
+            cached = (context, provider, ProviderCall.learn(provider, context))
+            self._setups[key] = cached
         destinations = self.destinations[provider.name]
-        call = ProviderCall(provider, mapping, account.id, dict(account.context), self.pool, self.gateway, destinations)
+        call = ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, destinations, cached[2])
         trace = current_trace()
         if trace is not None:
             trace.redact = call.redact
         return call
 
-    async def _lookups_for(self, provider: Provider, call: ProviderCall) -> Lookups:
+    async def _lookups_for(self, provider: Provider, call: ProviderCall, pacer: Pacer | None = None) -> Lookups:
         if not provider.lookups:
             return {}
         now = time.monotonic()
@@ -147,7 +171,11 @@ class Engine:
             if cached and cached[0] > now:
                 out[lookup.name] = cached[1]
                 continue
-            response = await call.call(lookup.endpoint)
+            if pacer is None:
+                response = await call.call(lookup.endpoint)
+            else:
+                # A stream's reference data counts against the same limit as its pages.
+                response = await pacer.run(functools.partial(call.call, lookup.endpoint), lambda r: rate_limit_state(provider, r))
             records = get_path(_json(provider, response), lookup.records_path) or []
             table = {str(get_path(r, lookup.key)): get_path(r, lookup.value) for r in records if isinstance(r, Mapping)}
             self._lookups[key] = (now + lookup.ttl_s, table)
@@ -173,6 +201,8 @@ class Engine:
         """Drop cached reference data of an account (its context changed)."""
         for key in [k for k in self._lookups if k[0] == account_id]:
             del self._lookups[key]
+        for setup_key in [k for k in self._setups if k[0] == account_id]:
+            del self._setups[setup_key]
 
     # ------------------------------------------------------------------ list
     async def list(self, account: AccountLike, query: dict[str, Any], resource: str = "projects") -> Result:
@@ -187,7 +217,9 @@ class Engine:
         if opts.ignore_limit:
             size = spec.default_size
         native, residual = self._split_filters(provider, mapping, opts.filters)
-        fingerprint = opts.fingerprint()
+        # A stream's cursor continues only a stream: its pages are the provider's largest, and a
+        # page-numbered provider's page 7 of 100 is not page 7 of 10.
+        fingerprint = opts.fingerprint() + ("|stream" if opts.format == "stream" else "")
         state = self.codec.decode(opts.next_cursor, account.id, fingerprint) if opts.next_cursor else paginator.first()
         base_params: dict[str, Any] = {}
         for flt, build in native:
@@ -199,7 +231,8 @@ class Engine:
 
         if opts.skip_api_call:
             return Result(body=self._dry_run(call, endpoint, None, params_for(state), None))
-        lookups = await self._lookups_for(provider, call)
+        pacer = Pacer(provider.label, self.stream_max_wait_s) if opts.format == "stream" else None
+        lookups = await self._lookups_for(provider, call, pacer)
         to_unified = mapping.to_unified
         residual_check = _residual_filter(residual)
 
@@ -225,11 +258,18 @@ class Engine:
                     mapped.append(unified)
             return _Page(records, mapped, None if looping else nxt, looping, response)
 
-        if opts.format == "stream":
-            first = await fetch(state)
+        if pacer is not None:
+
+            def paced(page_state: dict[str, Any]) -> Awaitable[_Page]:
+                return pacer.run(lambda: fetch(page_state), lambda page: rate_limit_state(provider, page.response))
+
+            def cursor_of(page_state: dict[str, Any]) -> str:
+                return self.codec.encode(account.id, fingerprint, page_state)
+
+            first = await paced(state)
             return Result(
                 content_type=NDJSON,
-                stream=self._stream(first, fetch, opts, kinds),
+                stream=self._stream(first, paced, opts, cursor_of, kinds),
                 headers=rate_limit_headers(provider, first.response),
             )
 
@@ -259,11 +299,19 @@ class Engine:
         return Result(body=envelope, headers=headers)
 
     async def _stream(
-        self, first: _Page, fetch: Callable[[dict[str, Any]], Awaitable[_Page]], opts: Options, kinds: Any = None
+        self,
+        first: _Page,
+        fetch: Callable[[dict[str, Any]], Awaitable[_Page]],
+        opts: Options,
+        cursor_of: Callable[[dict[str, Any]], str],
+        kinds: Any = None,
     ) -> AsyncIterator[bytes]:
         """Every page, one NDJSON line per record; the next page is fetched while this one is sent.
 
-        At most two pages are held at once, so memory stays flat whatever the total.
+        At most two pages are held at once, so memory stays flat whatever the total. A page is
+        written whole or not at all, so when a page cannot be had the last line is the error
+        with the cursor of that page: the same request with that `next_cursor` resumes exactly
+        there, no record lost or repeated.
         """
         page = first
         trace = current_trace()
@@ -272,19 +320,24 @@ class Engine:
             while True:
                 # Ask the provider for page n+1 before serialising page n: the provider (another
                 # process, another machine) works while we map, serialise and write.
-                pending = asyncio.ensure_future(fetch(page.next_state)) if page.next_state is not None else None
+                upcoming = page.next_state
+                pending = asyncio.ensure_future(fetch(upcoming)) if upcoming is not None else None
                 if page.mapped:
                     shaped = [self._shape(r, opts, kinds) for r in page.mapped]
                     if trace is not None:
                         trace.stream_records += len(shaped)
                     yield b"\n".join(map(orjson.dumps, shaped)) + b"\n"
-                if pending is None:
+                if pending is None or upcoming is None:
                     return
                 try:
                     page = await pending
                 except ApiError as exc:
-                    # Headers are long gone; the last line says what failed so the client can resume.
-                    yield orjson.dumps({"error": exc.body()}) + b"\n"
+                    # Headers are long gone; the last line says what failed and where to resume.
+                    yield _error_line(exc, cursor_of(upcoming))
+                    return
+                except Exception:
+                    log.exception("stream page failed")
+                    yield _error_line(_UNEXPECTED_PAGE_ERROR, cursor_of(upcoming))
                     return
                 finally:
                     pending = None
@@ -542,6 +595,19 @@ class Engine:
             "truto_skip_api_call": True,
             "request": {"url": planned.url, **_options(planned)},
         }
+
+
+_UNEXPECTED_PAGE_ERROR = ApiError(500, "unicrm hit an unexpected error reading the next page; it was logged.")
+
+
+def _error_line(exc: ApiError, next_cursor: str) -> bytes:
+    """A stream's last line: the unified error, and the cursor that resumes the stream there."""
+    body = exc.body()
+    body["message"] = (
+        f"{body['message']} The stream stopped before this page: send the same request with "
+        "next_cursor set to this line's next_cursor to resume it."
+    )
+    return orjson.dumps({"error": body, "next_cursor": next_cursor}) + b"\n"
 
 
 class _ProbeGateway:

@@ -77,6 +77,8 @@ def _single(query: dict[str, Any], name: str) -> str | None:
 
 def parse_options(query: dict[str, Any]) -> Options:
     """Validate and read the Truto parameters of a unified call."""
+    if len(query) == 1 and "integrated_account_id" in query:
+        return Options()  # the common case: nothing but the account
     try:
         fmt = (_single(query, "truto_response_format") or "unified").lower()
         if fmt not in FORMATS:

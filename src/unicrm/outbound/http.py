@@ -133,6 +133,7 @@ async def _send(
     record: CallRecord | None,
 ) -> ProviderResponse:
     session = session_or_refusal(pool, url, destinations)
+    query = list(params) if params else None
     data = orjson.dumps(json_body) if json_body is not None else None
     send_headers = dict(headers or {})
     if data is not None:
@@ -145,7 +146,7 @@ async def _send(
         try:
             async with asyncio.timeout(pool.timeouts.read):
                 async with session.request(
-                    method, url, params=list(params or ()), data=data, headers=send_headers, allow_redirects=False
+                    method, url, params=query, data=data, headers=send_headers, allow_redirects=False
                 ) as resp:
                     body = await resp.read()
                     response = ProviderResponse(resp.status, resp.headers, body, str(resp.url))

@@ -95,6 +95,11 @@ def write_opportunity(value: Any, lookups: Lookups) -> Mapping[str, Any]:
     return {"opportunity": {"id": IdString(numeric=True).write(value[0]["id"], {})}}
 
 
+def read_user_active(record: Mapping[str, Any], lookups: Lookups) -> Any:
+    status = record.get("status")
+    return status == "ACTIVE" if isinstance(status, str) else None
+
+
 def read_tags(record: Mapping[str, Any], lookups: Lookups) -> Any:
     tags = record.get("tags")
     if not isinstance(tags, list):
@@ -284,9 +289,16 @@ RESOURCES = {
     "users": Resource(
         endpoints={"list": Endpoint("GET", "/users"), "get": Endpoint("GET", "/users/{id}", record_path="user")},
         list_path="users",
-        fields=(Field("id", read="id", conv=IdString(numeric=True)), Field("name", read="name")),
+        fields=(
+            Field("id", read="id", conv=IdString(numeric=True)),
+            Field("name", read="name"),
+            Field("is_active", read=read_user_active, note="status ACTIVE"),
+        ),
         docs_url="https://developer.capsulecrm.com/v2/operations/User",
-        notes=("Capsule users carry a name and a username; their email lives on their person party.",),
+        notes=(
+            "Capsule's User has no email and no timestamps (its party, embed=party, carries names only): "
+            "email, created_at and updated_at are not mapped.",
+        ),
     ),
     "accounts": Resource(
         endpoints=PARTIES,

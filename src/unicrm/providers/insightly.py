@@ -507,6 +507,17 @@ RESOURCES = {
         docs_url="https://api.insightly.com/v3.1/Help#!/PipelineStages/GetEntities",
         notes=("Stages of every pipeline (a project's STAGE_ID is one of them).",),
     ),
+    # Insightly's Tags API lists the tags in use on one record type (`record_type` is required)
+    # and has no endpoint for a single tag; a tag has only its name, which is also its id.
+    "tags": Resource(
+        endpoints={"list": Endpoint("GET", "/Tags", query={"record_type": "projects"})},
+        fields=(Field("id", read="TAG_NAME"), Field("name", read="TAG_NAME")),
+        docs_url="https://api.insightly.com/v3.1/Help#!/Tags/GetTags",
+        notes=(
+            "The tags in use on projects (GET /Tags?record_type=projects); a tag's id is its name.",
+            "List only: Insightly has no endpoint for a single tag.",
+        ),
+    ),
 }
 
 

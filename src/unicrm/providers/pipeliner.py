@@ -197,11 +197,12 @@ def read_home_page(record: Mapping[str, Any], lookups: Lookups) -> Any:
 
 
 def read_primary_account(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    ident = record.get("primary_account_id")
-    if not ident:
-        return None
+    # Contacts and opportunities have only the `primary_account` relation (no
+    # `primary_account_id` key in Pipeliner's schemas); with `expand` it is the Account.
     obj = record.get("primary_account")
-    return {"id": str(ident), "name": obj.get("name") if isinstance(obj, dict) else None}
+    if not isinstance(obj, dict) or not obj.get("id"):
+        return None
+    return {"id": str(obj["id"]), "name": obj.get("name")}
 
 
 def read_person_name(record: Mapping[str, Any], lookups: Lookups) -> Any:
@@ -329,6 +330,14 @@ RESOURCES = {
         filters=ENTITY_FILTERS,
         docs_url="https://developers.pipelinersales.com/api-docs/tutorials-and-articles/create-opportunity",
         notes=("Pipeline steps (an opportunity's step_id).",),
+    ),
+    "tags": Resource(
+        endpoints=_entity("Tags"),
+        list_path="data",
+        fields=(Field("id", read="id", conv=IdString()), Field("name", read="name"), *STAMPS),
+        filters=ENTITY_FILTERS,
+        docs_url="http://pipeliner-api-doc.s3-website-eu-west-1.amazonaws.com/latest/rest/space/openapi.json",
+        notes=("Pipeliner's Tag entity (a record's tags are TagRelations pointing at these).",),
     ),
 }
 

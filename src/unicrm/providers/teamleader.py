@@ -646,6 +646,17 @@ RESOURCES = {
         docs_url="https://developer.focus.teamleader.eu/docs/api/deal-phases-list",
         notes=("Deal phases (a deal's current_phase); v2 projects have no stages.",),
     ),
+    # tags.list is Teamleader's only tags call (no tags.info); a tag is a bare string.
+    "tags": Resource(
+        endpoints={"list": Endpoint("POST", "/tags.list", params_in="body", safe=True)},
+        list_path="data",
+        fields=(Field("id", read="tag"), Field("name", read="tag")),
+        docs_url="https://developer.focus.teamleader.eu/docs/api/tags-list",
+        notes=(
+            "The tags of contacts and companies (tags.list); a tag's id is its text, as on accounts and contacts.",
+            "List only: Teamleader has no call for a single tag. v2 projects have no tags.",
+        ),
+    ),
 }
 
 

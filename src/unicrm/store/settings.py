@@ -54,3 +54,21 @@ def resolve_database_url(url: str | None, data_dir: Path | None) -> str:
             f"unicrm does not support {scheme}:// databases: {URL_HINT} (--database-url or UNICRM_DATABASE_URL)"
         )
     return f"{driver}://{rest}"
+
+
+STREAM_MAX_WAIT_ENV = "UNICRM_STREAM_MAX_WAIT_S"
+DEFAULT_STREAM_MAX_WAIT_S = 60.0
+
+
+def stream_max_wait_s(value: str | float | None = None) -> float:
+    """How long a stream waits for a provider's rate limit per page: explicit, else the env var, else 60 s."""
+    raw = value if value is not None else os.environ.get(STREAM_MAX_WAIT_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_STREAM_MAX_WAIT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{STREAM_MAX_WAIT_ENV} must be a number of seconds (0 or more); got {raw!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{STREAM_MAX_WAIT_ENV} must be a number of seconds (0 or more); got {raw!r}")
+    return seconds

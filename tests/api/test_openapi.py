@@ -67,7 +67,7 @@ def test_projects_keep_all_five_operations_and_the_proxy_is_documented() -> None
     assert set(paths["/unified/crm/projects"]) == {"get", "post"}
     assert set(paths["/unified/crm/projects/{id}"]) == {"get", "patch", "delete"}
     assert set(paths["/proxy/{resource}"]) == {"get", "post"}
-    assert set(paths["/proxy/{resource}/{id}"]) == {"get", "patch", "put", "delete"}
+    assert set(paths["/proxy/{resource}/{id}"]) == {"get", "post", "patch", "put", "delete"}
 
 
 def test_every_path_parameter_is_declared_and_every_response_has_content_or_is_empty() -> None:

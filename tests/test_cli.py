@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,82 @@ def test_demo_quickstart_lines_work_when_pasted(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "UNICRM_DATA_DIR": str(tmp_path)}
+    env.pop("UNICRM_DATABASE_URL", None)
+    return subprocess.run([*UNICRM, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_bad_choice_names_the_choices(tmp_path: Path) -> None:
+    result = _run("serve", "--log-level", "verbose", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice: 'verbose'" in result.stderr
+    for level in ("debug", "info", "warning", "error", "critical"):
+        assert level in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run("serve", "--log-format", "xml", tmp_path=tmp_path)
+    assert result.returncode == 2 and "json" in result.stderr and "text" in result.stderr
+    result = _run("serve", "--port", "99999", tmp_path=tmp_path)
+    assert result.returncode == 2 and "port number from 0 to 65535" in result.stderr
+
+
+def test_database_problems_are_one_line_that_says_what_to_fix(tmp_path: Path) -> None:
+    cases = {
+        "mysql://app:s3cret-pass@127.0.0.1/unicrm": "does not support mysql://",
+        "postgresql://app:s3cret-pass@127.0.0.1:1/unicrm": "cannot reach the database at 127.0.0.1:1",
+        "postgresql://127.0.0.1:5432/unicrm_no_such_database": "the database 'unicrm_no_such_database' does not exist",
+        f"sqlite:///{tmp_path}/missing/dir/unicrm.db": "directory must exist and be writable",
+    }
+    for url, expected in cases.items():
+        for command in (["serve", "--port", "0"], ["token", "create"]):
+            result = _run(*command, "--database-url", url, tmp_path=tmp_path)
+            assert result.returncode == 2, (url, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("unicrm: error: "), result.stderr
+            assert expected in lines[0], lines[0]
+            assert "s3cret-pass" not in result.stderr
+            assert "--database-url" in lines[0]
+
+
+def test_every_flag_has_help() -> None:
+    import argparse
+
+    from unicrm.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, where: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert walk(build_parser(), "unicrm") == []
+
+
+def test_serve_text_log_format_writes_one_line_per_request(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "UNICRM_DATA_DIR": str(tmp_path)}
+    env.pop("UNICRM_DATABASE_URL", None)
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([*UNICRM, "serve", "--port", str(port), "--log-format", "text"], stderr=log.open("wb"), env=env)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    request_id = resp.headers["x-request-id"]
+                break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    lines = [line for line in log.read_text().splitlines() if "unicrm.request" in line]
+    assert len(lines) == 1 and f"request_id={request_id}" in lines[0] and "GET /health 200" in lines[0], log.read_text()
 
 
 def _cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

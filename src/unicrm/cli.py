@@ -18,21 +18,58 @@ import orjson
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory; env UNICRM_DATABASE_URL)"
+        "--database-url",
+        default=None,
+        help="postgresql://user:password@host:5432/db or sqlite:///path (default: env UNICRM_DATABASE_URL, else SQLite in the data directory)",
     )
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="data directory (default: env UNICRM_DATA_DIR or ~/.local/share/unicrm)"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unicrm", description="Self-hosted unified API for CRM projects.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {value}")
+    return value
 
-    serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from unicrm.api.logs import FORMATS, LEVELS
+
+    parser = argparse.ArgumentParser(prog="unicrm", description="Self-hosted unified API for CRM projects.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the API server", description="Run the API server.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port (default: 1); metrics are then summed over them through "
+        "PROMETHEUS_MULTIPROC_DIR (a temporary directory unless you set one)",
+    )
+    serve.add_argument("--log-level", default="info", choices=LEVELS, help="least severe log records to write (default: info)")
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="text for a terminal, json for one JSON object per line (default: text)",
+    )
     serve.add_argument(
         "--stream-max-wait",
         type=float,
@@ -51,93 +88,110 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(serve)
 
-    token = sub.add_parser("token", help="API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create an API token and print it")
-    create.add_argument("--environment", default="default")
+    token = sub.add_parser("token", help="API tokens", description="Manage API tokens.")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser("create", help="create an API token and print it", description="Create an API token.")
+    create.add_argument("--environment", default="default", help="environment the token belongs to (default: default)")
     _add_db(create)
 
-    emulate = sub.add_parser("emulate", help="run provider emulators on loopback")
+    emulate = sub.add_parser("emulate", help="run provider emulators on loopback", description="Run provider emulators.")
     emulate.add_argument("providers", nargs="*", help="which emulators (default: all)")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, default=0, help="first port (0: any free port)")
+    emulate.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    emulate.add_argument("--port", type=_port, default=0, help="first port (0: any free port)")
     emulate.add_argument("--seed", type=int, default=1, help="seed of the sample data")
-    emulate.add_argument("--dataset-size", type=int, default=None, help="serve this many synthetic projects")
+    emulate.add_argument("--dataset-size", type=_positive, default=None, help="serve this many synthetic projects")
     emulate.add_argument("--json", action="store_true", help="print one JSON line once ready")
 
-    demo = sub.add_parser("demo", help="server + all emulators + token + accounts, with a quickstart")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--seed", type=int, default=1)
+    demo = sub.add_parser(
+        "demo",
+        help="server + all emulators + token + accounts, with a quickstart",
+        description="Run the server, every emulator, a token and one account per provider.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the emulators' sample data")
     demo.add_argument("--json", action="store_true", help="print one JSON line once ready")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo database here (default: a temporary directory)")
 
-    oauth = sub.add_parser("oauth-app", help="the OAuth app the connect page signs in with, per integration")
-    oauth_sub = oauth.add_subparsers(dest="oauth_command", required=True)
+    oauth = sub.add_parser(
+        "oauth-app",
+        help="the OAuth app the connect page signs in with, per integration",
+        description="The OAuth app the connect page signs in with.",
+    )
+    oauth_sub = oauth.add_subparsers(dest="oauth_command", required=True, metavar="ACTION")
     oauth_set = oauth_sub.add_parser("set", help="set an integration's OAuth client (the secret is stored encrypted)")
-    oauth_set.add_argument("integration")
-    oauth_set.add_argument("--client-id", required=True)
-    oauth_set.add_argument("--client-secret", required=True)
+    oauth_set.add_argument("integration", help="the integration (see GET /integration)")
+    oauth_set.add_argument("--client-id", required=True, help="the OAuth client id of your app at the provider")
+    oauth_set.add_argument("--client-secret", required=True, help="the OAuth client secret (stored encrypted)")
     oauth_set.add_argument(
         "--authorize-url", default=None, help="override the declared authorize endpoint (a proxy, an emulator)"
     )
     oauth_set.add_argument("--token-url", default=None, help="override the declared token endpoint")
-    oauth_set.add_argument("--environment", default="default")
+    oauth_set.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(oauth_set)
     oauth_list = oauth_sub.add_parser("list", help="integrations with an OAuth app (secrets are never printed)")
-    oauth_list.add_argument("--environment", default="default")
+    oauth_list.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(oauth_list)
 
     defaults = sub.add_parser("connect-defaults", help="context every account connected through the connect page gets")
-    defaults_sub = defaults.add_subparsers(dest="defaults_command", required=True)
+    defaults_sub = defaults.add_subparsers(dest="defaults_command", required=True, metavar="ACTION")
     defaults_set = defaults_sub.add_parser("set", help="set an integration's context defaults, e.g. base_url=https://...")
-    defaults_set.add_argument("integration")
-    defaults_set.add_argument("values", nargs="+", metavar="KEY=VALUE")
-    defaults_set.add_argument("--environment", default="default")
+    defaults_set.add_argument("integration", help="the integration (see GET /integration)")
+    defaults_set.add_argument("values", nargs="+", metavar="KEY=VALUE", help="context keys and their default values")
+    defaults_set.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(defaults_set)
 
     link = sub.add_parser("link-token", help="connect links")
-    link_sub = link.add_subparsers(dest="link_command", required=True)
+    link_sub = link.add_subparsers(dest="link_command", required=True, metavar="ACTION")
     link_create = link_sub.add_parser("create", help="print a new connect link (like POST /link-token)")
-    link_create.add_argument("--tenant-id", default=None)
+    link_create.add_argument("--tenant-id", default=None, help="tenant of the new account")
     link_create.add_argument("--integrated-account-id", default=None, help="reconnect this account instead")
     link_create.add_argument("--integration", action="append", default=None, help="offer only these (repeatable)")
-    link_create.add_argument("--redirect-uri", default=None)
+    link_create.add_argument("--redirect-uri", default=None, help="where the browser goes when done")
     link_create.add_argument("--public-url", default="http://127.0.0.1:8000", help="where browsers reach the server")
-    link_create.add_argument("--environment", default="default")
+    link_create.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(link_create)
 
     hook = sub.add_parser("webhook", help="account-event webhooks")
-    hook_sub = hook.add_subparsers(dest="webhook_command", required=True)
+    hook_sub = hook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
     hook_create = hook_sub.add_parser("create", help="register an endpoint; prints its id and signing secret")
-    hook_create.add_argument("target_url")
+    hook_create.add_argument("target_url", help="the http(s) URL events are posted to")
     hook_create.add_argument("--event", action="append", default=None, help="subscribe to this event only (repeatable)")
-    hook_create.add_argument("--environment", default="default")
+    hook_create.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(hook_create)
     hook_list = hook_sub.add_parser("list", help="endpoints and their recent deliveries")
-    hook_list.add_argument("--environment", default="default")
+    hook_list.add_argument("--environment", default="default", help="environment (default: default)")
     _add_db(hook_list)
 
-    coverage = sub.add_parser("coverage", help="write (or --check) docs/coverage.md from the declarations")
-    coverage.add_argument("--output", type=Path, default=Path("docs/coverage.md"))
+    coverage = sub.add_parser(
+        "coverage", help="write (or --check) docs/coverage.md from the declarations", description="Write the coverage table."
+    )
+    coverage.add_argument("--output", type=Path, default=Path("docs/coverage.md"), help="where (default: docs/coverage.md)")
     coverage.add_argument("--check", action="store_true", help="fail if the file is not up to date")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from unicrm.store.settings import DatabaseConfigError
+
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "token":
-        return asyncio.run(_token_create(args))
-    if args.command == "emulate":
-        return _run_until_interrupted(_emulate(args))
-    if args.command == "demo":
-        return _run_until_interrupted(_demo(args))
-    if args.command == "coverage":
-        return _coverage(args)
-    if args.command in ("oauth-app", "connect-defaults", "link-token", "webhook"):
-        return asyncio.run(_connect_admin(args))
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "token":
+            return asyncio.run(_token_create(args))
+        if args.command == "emulate":
+            return _run_until_interrupted(_emulate(args))
+        if args.command == "demo":
+            return _run_until_interrupted(_demo(args))
+        if args.command == "coverage":
+            return _coverage(args)
+        if args.command in ("oauth-app", "connect-defaults", "link-token", "webhook"):
+            return asyncio.run(_connect_admin(args))
+    except DatabaseConfigError as exc:
+        # One line that says what to fix; a traceback would bury it.
+        print(f"unicrm: error: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
@@ -151,15 +205,41 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from unicrm.api.app import ServerConfig, create_app
-    from unicrm.outbound.policy import OriginError
-    from unicrm.store.settings import stream_max_wait_s
+    from unicrm.api.limits import JsonErrorProtocol
+    from unicrm.api.logs import configure_logging
+    from unicrm.outbound.policy import OriginError, OriginPolicy, operator_origins
+    from unicrm.store.database import Store
+    from unicrm.store.settings import STREAM_MAX_WAIT_ENV, stream_max_wait_s
 
+    configure_logging(args.log_level, args.log_format)
+    try:
+        OriginPolicy(operator_origins(tuple(args.allow_origin)))  # a malformed origin stops the server before it listens
+    except OriginError as exc:
+        print(f"unicrm: error: --allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
+        return 2
     try:
         max_wait = stream_max_wait_s(args.stream_max_wait)
     except ValueError as exc:
-        print(f"unicrm serve: {exc}", file=sys.stderr)
+        print(f"unicrm: error: {exc}", file=sys.stderr)
         return 2
-    try:
+
+    async def check() -> None:
+        # Fail before listening, with one line, when the database cannot be used (and migrate it once).
+        store = await Store.open(args.database_url, args.data_dir)
+        await store.close()
+
+    asyncio.run(check())
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": None,  # our handler (configure_logging) formats uvicorn's records too
+        "access_log": False,  # one request line of our own instead (unicrm.request)
+        # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
+        "proxy_headers": False,
+        "http": JsonErrorProtocol,
+    }
+    if args.workers == 1:
         app = create_app(
             ServerConfig(
                 database_url=args.database_url,
@@ -168,21 +248,27 @@ def _serve(args: argparse.Namespace) -> int:
                 stream_max_wait_s=max_wait,
             )
         )
-    except OriginError as exc:
-        print(f"--allow-origin / UNICRM_ALLOW_ORIGINS: an origin {exc}", file=sys.stderr)
-        return 2
-    # No proxy-header rewriting by default: unicrm is usually reached directly, and it costs CPU.
-    from unicrm.api.limits import JsonErrorProtocol
-
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        proxy_headers=False,
-        http=JsonErrorProtocol,
-    )
+        uvicorn.run(app, **common)
+        return 0
+    # Worker processes import the app themselves: hand them the settings through the environment.
+    if args.database_url:
+        os.environ["UNICRM_DATABASE_URL"] = args.database_url
+    if args.data_dir:
+        os.environ["UNICRM_DATA_DIR"] = str(args.data_dir)
+    if args.allow_origin:
+        os.environ["UNICRM_ALLOW_ORIGINS"] = ",".join([*args.allow_origin, os.environ.get("UNICRM_ALLOW_ORIGINS", "")]).strip(",")
+    os.environ[STREAM_MAX_WAIT_ENV] = str(max_wait)
+    os.environ["UNICRM_LOG_LEVEL"] = args.log_level
+    os.environ["UNICRM_LOG_FORMAT"] = args.log_format
+    temp = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        temp = tempfile.TemporaryDirectory(prefix="unicrm-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = temp.name
+    try:
+        uvicorn.run("unicrm.api.app:app_from_environment", factory=True, workers=args.workers, **common)
+    finally:
+        if temp is not None:
+            temp.cleanup()
     return 0
 
 
@@ -360,10 +446,12 @@ async def _demo(args: argparse.Namespace) -> None:
 
     from unicrm.api.app import ServerConfig, create_app
     from unicrm.api.limits import JsonErrorProtocol
+    from unicrm.api.logs import configure_logging
     from unicrm.emulators import EMULATORS
     from unicrm.emulators.base import start_emulators
     from unicrm.store.database import Store
 
+    configure_logging("warning", "text")  # the demo prints its quickstart; only problems are logged
     temp: tempfile.TemporaryDirectory[str] | None = None
     data_dir = args.data_dir
     if data_dir is None:

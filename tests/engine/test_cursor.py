@@ -31,3 +31,16 @@ def test_foreign_account_and_filters() -> None:
         codec.decode(cursor, "acc", "g")
     with pytest.raises(ApiError):
         CursorCodec(b"other").decode(cursor, "acc", "f")
+
+
+def test_a_cursor_with_non_ascii_characters_is_a_400_not_a_500() -> None:
+    import pytest
+
+    from unicrm.engine.cursor import CursorCodec
+    from unicrm.engine.errors import ApiError
+
+    codec = CursorCodec(b"k" * 32)
+    for cursor in (".\u00cc\u00f1", "eyJ9.\u00e9t\u00e9", "\u00e9.\u00e9"):
+        with pytest.raises(ApiError) as caught:
+            codec.decode(cursor, "acc", "")
+        assert caught.value.status == 400

@@ -15,11 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from unicrm.api.limits import parse_json_body
+from unicrm.api.openapi import ADMIN_ERRORS, JSON, Doc, Reply, documented
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.context import check_context
 from unicrm.engine.errors import ApiError, bad_request, not_found
+from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import Provider
 from unicrm.store.database import Account
 
@@ -113,6 +115,15 @@ def _provider(request: Request, name: Any) -> Provider:
     return providers[name]
 
 
+@documented(
+    Doc(
+        "listIntegrations",
+        "List integrations and their context schema",
+        "Integrations and accounts",
+        replies={200: Reply("Every integration this server has", {JSON: "IntegrationList"})},
+        errors=(401, 500),
+    )
+)
 async def list_integrations(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
     providers = _state(request).engine.providers
@@ -120,6 +131,16 @@ async def list_integrations(request: Request) -> Response:
     return JSONResponse({"result": result, "next_cursor": None, "limit": len(result)})
 
 
+@documented(
+    Doc(
+        "getIntegration",
+        "Get an integration",
+        "Integrations and accounts",
+        params=("integration_name",),
+        replies={200: Reply("The integration and the JSON Schema of its account context", {JSON: "Integration"})},
+        errors=(401, 404, 500),
+    )
+)
 async def get_integration(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
     name = request.path_params["name"]
@@ -163,6 +184,17 @@ async def replace_credentials(state: AppState, account: Account, provider: Provi
     return updated
 
 
+@documented(
+    Doc(
+        "createIntegratedAccount",
+        "Connect an account",
+        "Integrations and accounts",
+        description="The context is checked against the integration's context schema; secrets are encrypted at rest and never returned.",
+        body="IntegratedAccountCreate",
+        replies={201: Reply("The account", {JSON: "IntegratedAccount"})},
+        errors=ADMIN_ERRORS,
+    )
+)
 async def create_account(request: Request) -> Response:
     state = _state(request)
     environment = await state.auth.environment_of(request)
@@ -193,14 +225,38 @@ async def _owned(request: Request) -> tuple[str, Account]:
     account = await state.store.get_account(_account_id(request), environment)
     if account is None:
         raise not_found("No such integrated account in this environment.")
+    trace = current_trace()
+    if trace is not None:
+        trace.integration = account.integration
+        trace.account_id = account.id
     return environment, account
 
 
+@documented(
+    Doc(
+        "getIntegratedAccount",
+        "Get an account",
+        "Integrations and accounts",
+        params=("account_id",),
+        replies={200: Reply("The account", {JSON: "IntegratedAccount"})},
+        errors=ADMIN_ERRORS,
+    )
+)
 async def get_account(request: Request) -> Response:
     _, account = await _owned(request)
     return JSONResponse(account_document(account, _state(request).engine.providers.get(account.integration)))
 
 
+@documented(
+    Doc(
+        "listIntegratedAccounts",
+        "List accounts",
+        "Integrations and accounts",
+        params=("account_limit", "account_cursor", "filter_integration_name", "tenant_id"),
+        replies={200: Reply("A page of accounts", {JSON: "IntegratedAccountList"})},
+        errors=ADMIN_ERRORS,
+    )
+)
 async def list_accounts(request: Request) -> Response:
     state = _state(request)
     environment = await state.auth.environment_of(request)
@@ -252,6 +308,18 @@ async def list_accounts(request: Request) -> Response:
     )
 
 
+@documented(
+    Doc(
+        "updateIntegratedAccount",
+        "Update an account",
+        "Integrations and accounts",
+        description="`context` merges into the stored context (null removes a key); a new context puts the account back to `active`.",
+        params=("account_id",),
+        body="IntegratedAccountPatch",
+        replies={200: Reply("The account", {JSON: "IntegratedAccount"})},
+        errors=ADMIN_ERRORS,
+    )
+)
 async def update_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)
@@ -289,6 +357,16 @@ async def update_account(request: Request) -> Response:
     return JSONResponse(account_document(updated, provider))
 
 
+@documented(
+    Doc(
+        "deleteIntegratedAccount",
+        "Delete an account",
+        "Integrations and accounts",
+        params=("account_id",),
+        replies={200: Reply("Deleted", {JSON: "Deleted"})},
+        errors=ADMIN_ERRORS,
+    )
+)
 async def delete_account(request: Request) -> Response:
     state = _state(request)
     environment, account = await _owned(request)

@@ -8,6 +8,7 @@ import time
 from starlette.requests import Request
 
 from unicrm.engine.errors import unauthorized
+from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Store
 
 TOKEN_CACHE_TTL_S = 60.0
@@ -37,9 +38,14 @@ class TokenAuthenticator:
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached and cached[0] > now:
-            return cached[1]
-        environment = await self.store.authenticate_token(token)
-        if environment is None:
-            raise unauthorized("Invalid API token: it is unknown or was revoked. Create one with `unicrm token create`.")
-        self._cache[digest] = (now + TOKEN_CACHE_TTL_S, environment)
+            environment = cached[1]
+        else:
+            found = await self.store.authenticate_token(token)
+            if found is None:
+                raise unauthorized("Invalid API token: it is unknown or was revoked. Create one with `unicrm token create`.")
+            environment = found
+            self._cache[digest] = (now + TOKEN_CACHE_TTL_S, environment)
+        trace = current_trace()
+        if trace is not None:
+            trace.environment_id = environment
         return environment

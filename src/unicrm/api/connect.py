@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from unicrm.api import admin
 from unicrm.api.link_tokens import public_base_url
+from unicrm.api.openapi import Doc, Reply, documented
 from unicrm.api.state import AppState
 from unicrm.engine.context import check_context
 from unicrm.engine.errors import ApiError
@@ -269,6 +270,54 @@ def _integration_page(
     )
 
 
+# --------------------------------------------------------------------------- OpenAPI
+HTML = "text/html"
+_PAGE = {HTML: {"type": "string", "description": "an HTML page"}}
+_LINK = {
+    "name": "link_token",
+    "in": "query",
+    "required": True,
+    "description": "The token of the link (from POST /link-token)",
+    "schema": {"type": "string"},
+}
+_PROBLEMS: dict[int | str, Reply] = {
+    400: Reply("A page saying what is wrong (incomplete link, invalid sign-in state, rejected form)", _PAGE),
+    404: Reply("A page saying the link or integration is unknown", _PAGE),
+    410: Reply("A page saying the link expired or was already used", _PAGE),
+    502: Reply("A page saying the provider could not be reached", _PAGE),
+}
+_FORM = {
+    "type": "object",
+    "required": ["link_token"],
+    "properties": {"link_token": {"type": "string"}},
+    "additionalProperties": {"type": "string"},
+    "description": "link_token and the integration's context fields as the page's form sends them",
+}
+_CALLBACK = tuple(
+    {"name": n, "in": "query", "schema": {"type": "string"}} for n in ("state", "code", "error", "error_description")
+)
+
+
+def _page_doc(
+    operation_id: str, summary: str, *, params: tuple[Any, ...] = (), form: bool = False, redirect: bool = False
+) -> Doc:
+    replies: dict[int | str, Reply] = {200: Reply("The page", _PAGE), **_PROBLEMS}
+    if redirect:
+        replies = {303: Reply("To the provider's sign-in page (the `Location` header)"), **_PROBLEMS}
+    return Doc(
+        operation_id,
+        summary,
+        "Connect",
+        description="Browser pages (HTML, no JavaScript needed); every failure is a page that says what to do.",
+        params=params,
+        body=_FORM if form else None,
+        body_media="application/x-www-form-urlencoded",
+        replies=replies,
+        auth=False,
+    )
+
+
+@documented(_page_doc("getConnectPage", "The hosted connect page: the integrations offered", params=(_LINK,)))
 async def connect_page(request: Request) -> Response:
     token = request.query_params.get("link_token")
     try:
@@ -295,6 +344,7 @@ async def connect_page(request: Request) -> Response:
         return problem_page(problem)
 
 
+@documented(_page_doc("getConnectIntegrationPage", "The connect form of one integration", params=("integration", _LINK)))
 async def integration_page(request: Request) -> Response:
     token = request.query_params.get("link_token")
     try:
@@ -357,6 +407,14 @@ def _context_for(provider: Provider, *layers: dict[str, Any] | None) -> dict[str
     return merged
 
 
+@documented(
+    _page_doc(
+        "submitConnectForm",
+        "Check the credentials with one read-only call, then connect the account",
+        params=("integration",),
+        form=True,
+    )
+)
 async def submit_form(request: Request) -> Response:
     form = await request.form()
     token = form.get("link_token")
@@ -496,6 +554,15 @@ def _callback_url(request: Request) -> str:
     return public_base_url(request) + CALLBACK_PATH
 
 
+@documented(
+    _page_doc(
+        "startConnectOAuth",
+        "Start the OAuth sign-in (redirects to the provider)",
+        params=("integration",),
+        form=True,
+        redirect=True,
+    )
+)
 async def start_oauth(request: Request) -> Response:
     form = await request.form()
     token = form.get("link_token")
@@ -541,6 +608,7 @@ def _bad_state(message: str, link: LinkToken | None = None) -> Problem:
     )
 
 
+@documented(_page_doc("connectOAuthCallback", "Where the provider sign-in returns (state, code or error)", params=_CALLBACK))
 async def oauth_callback(request: Request) -> Response:
     state = _state(request)
     params = request.query_params
@@ -552,7 +620,7 @@ async def oauth_callback(request: Request) -> Response:
         found, outcome = await state.connect.use_state(nonce)
         if found is None:
             raise _bad_state("The answer from the sign-in page does not belong to any sign-in started here.")
-        if not hmac.compare_digest(_sign_state(state, nonce, found.link_token_id), raw_state):
+        if not hmac.compare_digest(_sign_state(state, nonce, found.link_token_id).encode(), raw_state.encode()):
             raise _bad_state("The answer from the sign-in page carries a state that was not issued here.")
         link = await state.connect.get_link_token(found.link_token_id)
         if outcome == "used":

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from unicrm.api.admin import _json_body, account_id_or_400
+from unicrm.api.openapi import JSON, Doc, Reply, documented, register_schemas
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.context import check_context
@@ -60,6 +61,50 @@ def check_redirect_uri(value: Any) -> str | None:
     return value
 
 
+register_schemas(
+    {
+        "LinkTokenCreate": {
+            "type": "object",
+            "description": "A new account: tenant_id; a reconnect: integrated_account_id instead",
+            "properties": {
+                "tenant_id": {"type": "string", "description": "for a new account"},
+                "integrated_account_id": {"type": "string", "format": "uuid", "description": "to reconnect"},
+                "integrations": {"type": "array", "items": {"type": "string"}, "description": "names to offer"},
+                "redirect_uri": {"type": "string", "format": "uri"},
+                "context": {"type": "object", "description": "defaults merged into the new account's context"},
+                "persist_previous_context": {"type": "boolean"},
+                "scopes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "OAuth scopes to ask instead of the declared ones",
+                },
+                "expires_in": {"type": "integer", "minimum": 1, "description": "seconds (unicrm extension)"},
+            },
+            "example": {"tenant_id": "acme", "redirect_uri": "https://app.example.com/crm-connected"},
+        },
+        "LinkToken": {
+            "type": "object",
+            "required": ["link_token", "url", "expires_at"],
+            "properties": {
+                "link_token": {"type": "string"},
+                "url": {"type": "string", "format": "uri", "description": "the hosted connect page to send your customer to"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    }
+)
+
+
+@documented(
+    Doc(
+        "createLinkToken",
+        "Create a link to the hosted connect page (single use, 7 days by default)",
+        "Connect",
+        body="LinkTokenCreate",
+        replies={201: Reply("The link", {JSON: "LinkToken"})},
+        errors=(400, 401, 404, 413, 500),
+    )
+)
 async def create_link_token(request: Request) -> Response:
     state: AppState = request.app.state.unicrm
     environment = await state.auth.environment_of(request)
@@ -139,51 +184,3 @@ async def create_link_token(request: Request) -> Response:
 
 
 ROUTES = [Route("/link-token", create_link_token, methods=["POST"])]
-
-#: The OpenAPI path items of these routes (merged into /openapi.json).
-OPENAPI_PATHS: dict[str, Any] = {
-    "/link-token": {
-        "post": {
-            "summary": "Create a link to the hosted connect page (single use, 7 days by default)",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "tenant_id": {"type": "string", "description": "for a new account"},
-                                "integrated_account_id": {"type": "string", "format": "uuid", "description": "to reconnect"},
-                                "integrations": {"type": "array", "items": {"type": "string"}},
-                                "redirect_uri": {"type": "string", "format": "uri"},
-                                "context": {"type": "object"},
-                                "persist_previous_context": {"type": "boolean"},
-                                "scopes": {"type": "array", "items": {"type": "string"}},
-                                "expires_in": {"type": "integer", "minimum": 1, "description": "seconds (unicrm extension)"},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "201": {
-                    "description": "The link",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["link_token", "url", "expires_at"],
-                                "properties": {
-                                    "link_token": {"type": "string"},
-                                    "url": {"type": "string", "format": "uri"},
-                                    "expires_at": {"type": "string", "format": "date-time"},
-                                },
-                            }
-                        }
-                    },
-                },
-                **{code: {"$ref": "#/components/responses/Error"} for code in ("400", "401", "404")},
-            },
-        }
-    }
-}

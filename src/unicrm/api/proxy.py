@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from unicrm.api.limits import parse_json_body
+from unicrm.api.openapi import JSON, RATE_HEADERS, UNIFIED_ERRORS, Doc, Reply, documented, register_schemas
 from unicrm.api.unified import MAX_ID_CHARS, _account, _idempotent, _query, _state, render
 from unicrm.engine.errors import ApiError, bad_request
 from unicrm.engine.proxy import Proxy
@@ -72,6 +73,106 @@ def _segments(request: Request) -> list[str]:
     return segments
 
 
+register_schemas(
+    {
+        "ProxyPage": {
+            "title": "A page of native records (proxy)",
+            "type": "object",
+            "required": ["result", "next_cursor", "prev_cursor", "result_count"],
+            "properties": {
+                "result": {"type": "array", "description": "The provider's records as it sent them"},
+                "next_cursor": {"type": ["string", "null"], "description": "Pass as next_cursor for the next page"},
+                "prev_cursor": {"type": "null"},
+                "result_count": {"type": "integer", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+        "ProxyAnswer": {"title": "The provider's answer (proxy)", "description": "The provider's JSON as it sent it"},
+    }
+)
+_RESOURCE = {
+    "name": "resource",
+    "in": "path",
+    "required": True,
+    "description": "A native resource path of the integration (a `/` inside it written %2F)",
+    "schema": {"type": "string", "minLength": 1},
+}
+_ID = {"name": "id", "in": "path", "required": True, "description": "The native record id", "schema": {"type": "string"}}
+_ANY = {"type": "object", "description": "The provider's native JSON body, forwarded as it is"}
+_ANSWER = {JSON: "ProxyAnswer"}
+_TAG = "Proxy"
+_COMMON = "Query parameters other than these are forwarded to the provider as they are."
+
+
+def _proxy_doc(operation_id: str, summary: str, params: tuple[Any, ...], replies: dict[int | str, Reply], body: bool) -> Doc:
+    return Doc(
+        operation_id,
+        summary,
+        _TAG,
+        description=_COMMON,
+        params=params,
+        body=_ANY if body else None,
+        replies=replies,
+        errors=UNIFIED_ERRORS,
+    )
+
+
+def _variants(path: str, method: str) -> list[tuple[str, str, Doc]]:
+    """The one `/proxy/{rest:path}` route serves a collection path and a record path."""
+    collection, record = "/proxy/{resource}", "/proxy/{resource}/{id}"
+    account = ("integrated_account_id",)
+    params: tuple[Any, ...]
+    one: dict[int | str, Reply] = {200: Reply("The provider's answer", _ANSWER, RATE_HEADERS)}
+    if method == "GET":
+        return [
+            (
+                collection,
+                "GET",
+                _proxy_doc(
+                    "proxyList",
+                    "List a native resource, paged with the provider's own pagination",
+                    (_RESOURCE, *account, "limit", "next_cursor"),
+                    {200: Reply("A page of native records", {JSON: "ProxyPage"}, RATE_HEADERS)},
+                    False,
+                ),
+            ),
+            (record, "GET", _proxy_doc("proxyGet", "Get a native record", (_RESOURCE, _ID, *account), one, False)),
+        ]
+    if method == "POST":
+        created: dict[int | str, Reply] = {
+            201: Reply("Created (the provider answered 201)", _ANSWER, RATE_HEADERS),
+            200: Reply("The provider's answer (it answered another 2xx)", _ANSWER, RATE_HEADERS),
+        }
+        params = (_RESOURCE, *account, "Idempotency-Key")
+        method_params = (
+            _RESOURCE,
+            {**_ID, "name": "id", "description": "The custom method (Truto's proxy custom methods)"},
+            *account,
+            "Idempotency-Key",
+        )
+        custom: dict[int | str, Reply] = {200: Reply("The provider's answer, or {} when it is empty", _ANSWER, RATE_HEADERS)}
+        return [
+            (collection, "POST", _proxy_doc("proxyCreate", "Create a native record", params, created, True)),
+            (
+                record,
+                "POST",
+                _proxy_doc(
+                    "proxyCustomMethod", "Call a custom method: POST <resource>/<method> natively", method_params, custom, True
+                ),
+            ),
+        ]
+    verbs = {"PATCH": ("proxyUpdate", "Update a native record"), "PUT": ("proxyReplace", "Replace a native record")}
+    if method in verbs:
+        operation_id, summary = verbs[method]
+        params = (_RESOURCE, _ID, *account, "Idempotency-Key")
+        return [(record, method, _proxy_doc(operation_id, summary, params, one, True))]
+    deleted: dict[int | str, Reply] = {
+        200: Reply("The provider's answer, or {id} when it answered no body", _ANSWER, RATE_HEADERS)
+    }
+    return [(record, "DELETE", _proxy_doc("proxyDelete", "Delete a native record", (_RESOURCE, _ID, *account), deleted, False))]
+
+
+@documented(Doc("proxy", "proxy", _TAG, variants=_variants))
 async def proxy_any(request: Request) -> Response:
     segments = _segments(request)
     request.path_params["resource"] = segments[0]

@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from unicrm.api.limits import parse_json_body
+from unicrm.api.openapi import Doc, documented, meta_variants, resource_variants
 from unicrm.api.querystring import QueryStringError, parse_query
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
@@ -24,6 +25,7 @@ from unicrm.engine.errors import ApiError, bad_request, not_found
 from unicrm.engine.meta import meta_document, missing_resource_meta
 from unicrm.engine.operations import Result
 from unicrm.model import OPERATIONS, RESOURCES, ResourceModel
+from unicrm.outbound.trace import current_trace
 from unicrm.store.database import Account
 
 BASE = "/unified/crm/{resource}"
@@ -31,6 +33,19 @@ PREFIX = "/unified/crm/"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_ID_CHARS = 256
 MAX_KEY_CHARS = 255
+
+DESCRIPTIONS = {
+    "list": "A page of the account's records; follow `next_cursor` for the next. `truto_response_format=stream` "
+    "sends every page as NDJSON.",
+    "create": "Validated against the integration's requirements (see meta) before anything is sent. A dry run "
+    "(`truto_skip_api_call=true`) answers 200 with the mapped request and creates nothing.",
+    "update": "Only the fields sent change; null clears a field.",
+}
+
+
+def _doc(op: str) -> Doc:
+    """The Doc of a generic handler: one documented operation per unified resource that has `op`."""
+    return Doc(f"{op}Record", op, "Projects", variants=resource_variants(op, DESCRIPTIONS))
 
 
 def _state(request: Request) -> AppState:
@@ -68,6 +83,10 @@ async def resolve_account(state: AppState, authorization: str, query: dict[str, 
     account = await state.accounts.get(account_id, environment)
     if account is None:
         raise not_found(f"No integrated account {account_id} in this environment. List yours with GET /integrated-account.")
+    trace = current_trace()
+    if trace is not None:
+        trace.integration = account.integration
+        trace.account_id = account.id
     return account
 
 
@@ -110,6 +129,7 @@ def render(result: Result) -> Response:
     return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
+@documented(_doc("list"))
 async def list_records(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -117,6 +137,7 @@ async def list_records(request: Request) -> Response:
     return render(await _state(request).engine.list(account, query, model.name))
 
 
+@documented(_doc("get"))
 async def get_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -124,6 +145,7 @@ async def get_record(request: Request) -> Response:
     return render(await _state(request).engine.get(account, _record_id(request), query, model.name))
 
 
+@documented(_doc("delete"))
 async def delete_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -131,6 +153,7 @@ async def delete_record(request: Request) -> Response:
     return render(await _state(request).engine.delete(account, _record_id(request), query, model.name))
 
 
+@documented(_doc("create"))
 async def create_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -144,6 +167,7 @@ async def create_record(request: Request) -> Response:
     )
 
 
+@documented(_doc("update"))
 async def update_record(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -212,6 +236,18 @@ def _meta(request: Request, integration: str, model: ResourceModel) -> Response:
     return JSONResponse(meta_document(mapping, method))  # type: ignore[arg-type]
 
 
+@documented(
+    Doc(
+        "meta",
+        "meta",
+        "Projects",
+        variants=meta_variants(
+            "get{name}MetaForAccount",
+            "What the account's integration supports for a method on {label}",
+            ("method", "integrated_account_id"),
+        ),
+    )
+)
 async def meta_for_account(request: Request) -> Response:
     query = _query(request)
     account = await _account(request, query)
@@ -221,6 +257,19 @@ async def meta_for_account(request: Request) -> Response:
     return _meta(request, account.integration, model)
 
 
+@documented(
+    Doc(
+        "meta",
+        "meta",
+        "Projects",
+        variants=meta_variants(
+            "get{name}MetaForIntegration",
+            "What an integration supports for a method on {label}",
+            ("integration", "method"),
+            "Fields supported and required, filters honoured, page sizes, and where the provider differs from Truto.",
+        ),
+    )
+)
 async def meta_for_integration(request: Request) -> Response:
     await _state(request).auth.environment_of(request)
     model = _resource(request)

@@ -16,11 +16,87 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from unicrm.api.admin import _json_body
+from unicrm.api.openapi import JSON, Doc, Reply, documented, register_schemas
 from unicrm.api.responses import JSONResponse
 from unicrm.api.state import AppState
 from unicrm.engine.errors import bad_request, not_found
 from unicrm.outbound.policy import is_ip_literal, is_public
 from unicrm.store.webhooks import EVENT_TYPES, Webhook
+
+TAG = "Webhooks"
+ERRORS = (400, 401, 404, 413, 500)
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The webhook's id",
+    "schema": {"type": "string", "format": "uuid"},
+}
+_FIELDS = {
+    "target_url": {"type": "string", "format": "uri", "description": "http(s) URL the events are posted to"},
+    "event_types": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+    "is_active": {"type": "boolean"},
+}
+register_schemas(
+    {
+        "Webhook": {
+            "type": "object",
+            "required": ["id", "target_url", "is_active", "event_types", "environment_id", "created_at", "updated_at"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                **_FIELDS,
+                "environment_id": {"type": "string"},
+                "created_at": {"type": ["string", "null"], "format": "date-time"},
+                "updated_at": {"type": ["string", "null"], "format": "date-time"},
+                "secret": {"type": "string", "description": "the signing secret: only in the answer to the create"},
+            },
+            "additionalProperties": False,
+        },
+        "WebhookList": {
+            "type": "object",
+            "required": ["result", "next_cursor", "limit"],
+            "properties": {
+                "result": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}},
+                "next_cursor": {"type": "null"},
+                "limit": {"type": "integer"},
+            },
+        },
+        "WebhookCreate": {
+            "type": "object",
+            "required": ["target_url"],
+            "properties": _FIELDS,
+            "additionalProperties": False,
+            "example": {"target_url": "https://app.example.com/unicrm-events", "event_types": ["integrated_account:created"]},
+        },
+        "WebhookPatch": {"type": "object", "properties": _FIELDS, "additionalProperties": False},
+        "WebhookDeliveryList": {
+            "type": "object",
+            "required": ["result", "next_cursor", "limit"],
+            "properties": {
+                "result": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "event_id": {"type": "string"},
+                            "event": {"type": "string"},
+                            "status": {"type": "string"},
+                            "attempts": {"type": "integer"},
+                            "last_status_code": {"type": ["integer", "null"]},
+                            "last_error": {"type": ["string", "null"]},
+                            "next_attempt_at": {"type": ["string", "null"]},
+                            "created_at": {"type": ["string", "null"]},
+                            "delivered_at": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+                "next_cursor": {"type": "null"},
+                "limit": {"type": "integer"},
+            },
+        },
+    }
+)
 
 
 def _state(request: Request) -> AppState:
@@ -63,6 +139,16 @@ async def _owned(request: Request) -> tuple[str, Webhook]:
     return environment, webhook
 
 
+@documented(
+    Doc(
+        "createWebhook",
+        "Register a webhook for account events (answers its signing secret, once)",
+        TAG,
+        body="WebhookCreate",
+        replies={201: Reply("The webhook with its secret", {JSON: "Webhook"})},
+        errors=ERRORS,
+    )
+)
 async def create_webhook(request: Request) -> Response:
     state = _state(request)
     environment = await state.auth.environment_of(request)
@@ -79,6 +165,15 @@ async def create_webhook(request: Request) -> Response:
     return JSONResponse(webhook.document(with_secret=True), status_code=201)
 
 
+@documented(
+    Doc(
+        "listWebhooks",
+        "List webhooks",
+        TAG,
+        replies={200: Reply("The environment's webhooks", {JSON: "WebhookList"})},
+        errors=ERRORS,
+    )
+)
 async def list_webhooks(request: Request) -> Response:
     state = _state(request)
     environment = await state.auth.environment_of(request)
@@ -86,11 +181,25 @@ async def list_webhooks(request: Request) -> Response:
     return JSONResponse({"result": result, "next_cursor": None, "limit": len(result)})
 
 
+@documented(
+    Doc("getWebhook", "Get a webhook", TAG, params=(_ID,), replies={200: Reply("The webhook", {JSON: "Webhook"})}, errors=ERRORS)
+)
 async def get_webhook(request: Request) -> Response:
     _, webhook = await _owned(request)
     return JSONResponse(webhook.document())
 
 
+@documented(
+    Doc(
+        "updateWebhook",
+        "Update a webhook",
+        TAG,
+        params=(_ID,),
+        body="WebhookPatch",
+        replies={200: Reply("The webhook", {JSON: "Webhook"})},
+        errors=ERRORS,
+    )
+)
 async def update_webhook(request: Request) -> Response:
     environment, webhook = await _owned(request)
     body = await _json_body(request)
@@ -112,12 +221,35 @@ async def update_webhook(request: Request) -> Response:
     return JSONResponse(updated.document())
 
 
+@documented(
+    Doc(
+        "deleteWebhook", "Delete a webhook", TAG, params=(_ID,), replies={200: Reply("Deleted", {JSON: "Deleted"})}, errors=ERRORS
+    )
+)
 async def delete_webhook(request: Request) -> Response:
     environment, webhook = await _owned(request)
     await _state(request).webhooks.delete(webhook.id, environment)
     return JSONResponse({"id": webhook.id})
 
 
+@documented(
+    Doc(
+        "listWebhookDeliveries",
+        "Recent deliveries of a webhook and their outcome",
+        TAG,
+        params=(
+            _ID,
+            {
+                "name": "limit",
+                "in": "query",
+                "description": "How many (default 50)",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+            },
+        ),
+        replies={200: Reply("Deliveries, newest first", {JSON: "WebhookDeliveryList"})},
+        errors=ERRORS,
+    )
+)
 async def list_deliveries(request: Request) -> Response:
     _, webhook = await _owned(request)
     raw = request.query_params.get("limit", "50")
@@ -135,50 +267,3 @@ ROUTES = [
     Route("/webhook/{id}", delete_webhook, methods=["DELETE"]),
     Route("/webhook/{id}/deliveries", list_deliveries, methods=["GET"]),
 ]
-
-_ERRORS = {code: {"$ref": "#/components/responses/Error"} for code in ("400", "401", "404")}
-_WEBHOOK = {"application/json": {"schema": {"type": "object"}}}
-_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "target_url": {"type": "string", "format": "uri"},
-                    "event_types": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
-                    "is_active": {"type": "boolean"},
-                },
-            }
-        }
-    }
-}
-_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
-
-#: The OpenAPI path items of these routes (merged into /openapi.json).
-OPENAPI_PATHS: dict[str, Any] = {
-    "/webhook": {
-        "get": {"summary": "List webhooks", "responses": {"200": {"description": "Webhooks", "content": _WEBHOOK}, **_ERRORS}},
-        "post": {
-            "summary": "Register a webhook for account events (answers its signing secret, once)",
-            "requestBody": {"required": True, **_BODY},
-            "responses": {"201": {"description": "The webhook with its secret", "content": _WEBHOOK}, **_ERRORS},
-        },
-    },
-    "/webhook/{id}": {
-        "get": {"summary": "Get a webhook", "parameters": _ID, "responses": {"200": {"description": "Webhook"}, **_ERRORS}},
-        "patch": {
-            "summary": "Update a webhook",
-            "parameters": _ID,
-            "requestBody": _BODY,
-            "responses": {"200": {"description": "Webhook"}, **_ERRORS},
-        },
-        "delete": {"summary": "Delete a webhook", "parameters": _ID, "responses": {"200": {"description": "{id}"}, **_ERRORS}},
-    },
-    "/webhook/{id}/deliveries": {
-        "get": {
-            "summary": "Recent deliveries of a webhook and their outcome",
-            "parameters": [*_ID, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
-            "responses": {"200": {"description": "Deliveries"}, **_ERRORS},
-        }
-    },
-}

@@ -46,7 +46,8 @@ class CursorCodec:
             payload = _unb64(body)
         except (ValueError, TypeError):
             raise bad_request(f"next_cursor is not a valid cursor. {fix}") from None
-        if not tag or not hmac.compare_digest(tag, self._tag(payload)):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500 otherwise).
+        if not tag or not hmac.compare_digest(tag.encode(), self._tag(payload).encode()):
             raise bad_request(f"next_cursor is not a valid cursor (it was altered or not issued here). {fix}")
         data = orjson.loads(payload)
         if data.get("a") != account_id:

@@ -40,6 +40,7 @@ from unicrm.engine.validation import validate_body
 from unicrm.outbound.http import ProviderResponse
 from unicrm.outbound.policy import Destinations, OriginPolicy
 from unicrm.outbound.pool import SessionPool
+from unicrm.outbound.trace import current_trace
 from unicrm.providers.declaration import ConversionError, Endpoint, Lookups, Op, Provider
 
 log = logging.getLogger("unicrm")
@@ -153,7 +154,11 @@ class Engine:
             cached = (context, provider, ProviderCall.learn(provider, context))
             self._setups[key] = cached
         destinations = self.destinations[provider.name]
-        return ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, destinations, cached[2])
+        call = ProviderCall(provider, mapping, account.id, dict(context), self.pool, self.gateway, destinations, cached[2])
+        trace = current_trace()
+        if trace is not None:
+            trace.redact = call.redact
+        return call
 
     async def _lookups_for(self, provider: Provider, call: ProviderCall, pacer: Pacer | None = None) -> Lookups:
         if not provider.lookups:
@@ -310,6 +315,7 @@ class Engine:
         there, no record lost or repeated.
         """
         page = first
+        trace = current_trace()
         pending: asyncio.Task[_Page] | None = None
         try:
             while True:
@@ -319,6 +325,8 @@ class Engine:
                 pending = asyncio.ensure_future(fetch(upcoming)) if upcoming is not None else None
                 if page.mapped:
                     shaped = [self._shape(r, opts, kinds) for r in page.mapped]
+                    if trace is not None:
+                        trace.stream_records += len(shaped)
                     yield b"\n".join(map(orjson.dumps, shaped)) + b"\n"
                 if pending is None or upcoming is None:
                     return

@@ -22,6 +22,7 @@ from unicrm.engine.errors import ApiError
 from unicrm.outbound.http import ProviderResponse, redirect_error, send, session_or_refusal
 from unicrm.outbound.policy import Destinations, render_url
 from unicrm.outbound.pool import SessionPool
+from unicrm.outbound.trace import CallRecord, current_trace, loggable_url
 from unicrm.providers.declaration import Auth
 
 HeaderBuilder = Callable[[Auth, Mapping[str, Any]], dict[str, str]]
@@ -88,6 +89,9 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
     }
     url = token_url(auth, context)
     session = session_or_refusal(pool, url, destinations)
+    trace = current_trace()
+    started = time.perf_counter()
+    status: int | None = None
     # Never follow a redirect: it would hand the refresh token and client secret to another host.
     try:
         async with asyncio.timeout(pool.timeouts.read):
@@ -103,6 +107,10 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
         raise ApiError(
             502, f"Could not refresh the access token: {type(exc).__name__} at the token endpoint. Try again later.", remote=True
         ) from None
+    finally:
+        if trace is not None:
+            trace.calls.append(CallRecord("POST", loggable_url(url), status, time.perf_counter() - started, kind="token"))
+    assert status is not None
     if 300 <= status < 400:
         raise redirect_error(ProviderResponse(status, headers, body, url), "POST", url, write=False)
     try:
@@ -110,7 +118,11 @@ async def refresh_oauth2(pool: SessionPool, auth: Auth, context: Mapping[str, An
     except ValueError:
         data = body.decode("utf-8", "replace")
     if status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+        if trace is not None:
+            trace.refresh_failures += 1
         raise RefreshRefused(status, data)
+    if trace is not None:
+        trace.refreshes += 1
     new = dict(context)
     new[auth.token_key] = data["access_token"]
     if data.get("refresh_token"):

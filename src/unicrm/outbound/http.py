@@ -8,6 +8,7 @@ retry could duplicate it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from multidict import CIMultiDictProxy
 from unicrm.engine.errors import ApiError
 from unicrm.outbound.policy import Destinations, OutboundRefused, RefusedAddress
 from unicrm.outbound.pool import SessionPool
+from unicrm.outbound.trace import CallRecord, current_trace, loggable_url
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_READ_RETRIES = 2
@@ -102,6 +104,34 @@ async def send(
     A redirect is never followed: it is a 502 naming where it pointed. A failure that leaves
     the outcome of a write unknown carries `outcome="unknown"`.
     """
+    trace = current_trace()
+    if trace is None:
+        return await _send(pool, method, url, params, json_body, headers, retriable, destinations, None)
+    record = CallRecord(method, loggable_url(url), None, 0.0)
+    started = time.perf_counter()
+    try:
+        response = await _send(pool, method, url, params, json_body, headers, retriable, destinations, record)
+        record.status = response.status
+        if response.status == 429:
+            trace.rate_limited += 1
+        return response
+    finally:
+        record.duration_s = time.perf_counter() - started
+        trace.retries += record.attempts - 1
+        trace.calls.append(record)
+
+
+async def _send(
+    pool: SessionPool,
+    method: str,
+    url: str,
+    params: Sequence[tuple[str, str]] | None,
+    json_body: Any,
+    headers: Mapping[str, str] | None,
+    retriable: bool | None,
+    destinations: Destinations,
+    record: CallRecord | None,
+) -> ProviderResponse:
     session = session_or_refusal(pool, url, destinations)
     query = list(params) if params else None
     data = orjson.dumps(json_body) if json_body is not None else None
@@ -111,6 +141,8 @@ async def send(
     retries = MAX_READ_RETRIES if (method == "GET" if retriable is None else retriable) else 0
     for attempt in range(retries + 1):
         last = attempt == retries
+        if record is not None:
+            record.attempts = attempt + 1
         try:
             async with asyncio.timeout(pool.timeouts.read):
                 async with session.request(

@@ -6,6 +6,7 @@ through SQLAlchemy's async engine, migrated with Alembic at start-up.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,12 +21,13 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, delete, event, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from unicrm.store.models import ApiTokenRow, EnvironmentRow, IdempotencyKeyRow, IntegratedAccountRow
 from unicrm.store.secrets import SecretBox
-from unicrm.store.settings import default_data_dir, resolve_database_url
+from unicrm.store.settings import DatabaseConfigError, default_data_dir, resolve_database_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -91,6 +93,25 @@ class Store:
         """Connect (creating the SQLite file on first run) and migrate to the latest schema."""
         data_dir = data_dir or default_data_dir()
         url = resolve_database_url(database_url, data_dir)
+        try:
+            engine = cls._engine(url)
+        except (ArgumentError, ValueError) as exc:
+            raise DatabaseConfigError(
+                f"the database URL is malformed ({exc}): fix --database-url or UNICRM_DATABASE_URL"
+            ) from None
+        store = cls(engine, url, SecretBox.from_environment(data_dir))
+        if migrate:
+            try:
+                await store.migrate()
+            except Exception as exc:
+                await engine.dispose()
+                # aiosqlite answers from its own thread: let a failed connection finish before the loop closes.
+                await asyncio.sleep(0.05)
+                raise DatabaseConfigError(explain_database_error(exc, url)) from exc
+        return store
+
+    @staticmethod
+    def _engine(url: str) -> AsyncEngine:
         if url.startswith("sqlite"):
             engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -105,10 +126,24 @@ class Store:
 
         else:
             engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        store = cls(engine, url, SecretBox.from_environment(data_dir))
-        if migrate:
-            await store.migrate()
-        return store
+        return engine
+
+    async def readiness(self) -> dict[str, Any]:
+        """Whether this server can serve: the database answers and its schema is at the newest migration."""
+        head = _script_head()
+        try:
+            async with self.engine.connect() as conn:
+                current = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+        except Exception as exc:
+            return {"ready": False, "database": "unreachable", "detail": explain_database_error(exc, self.url)}
+        at_head = current == head
+        return {
+            "ready": at_head,
+            "database": "ok",
+            "migration": current,
+            "migration_head": head,
+            **({} if at_head else {"detail": "the database schema is not at the newest migration; restart a server to migrate"}),
+        }
 
     async def migrate(self) -> None:
         """Upgrade to the latest schema; servers starting at once take turns.
@@ -471,6 +506,53 @@ class Store:
                     table.c.environment_id == environment_id, table.c.key == key, table.c.method == method, table.c.path == path
                 )
             )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's `.orig`, causes and contexts)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or item in seen:
+            continue
+        seen.append(item)
+        todo += [getattr(item, "orig", None), item.__cause__, item.__context__]
+    return seen
+
+
+def explain_database_error(exc: BaseException, url: str) -> str:
+    """One line saying what is wrong with the database and what to fix (no password, no traceback)."""
+    try:
+        parsed = make_url(url)
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}" if parsed.host is not None or "postgres" in url else ""
+        database = parsed.database or ""
+    except ArgumentError:
+        where, database = "", ""
+    names = {type(e).__name__ for e in _chain(exc)}
+    text_all = " ".join(str(e) for e in _chain(exc)).lower()
+    fix = "fix --database-url or UNICRM_DATABASE_URL"
+    if url.startswith("sqlite"):
+        if "unable to open" in text_all or "readonly" in text_all or "read-only" in text_all:
+            return (
+                f"cannot open the SQLite database {database!r}: its directory must exist and be writable ({fix}, or --data-dir)"
+            )
+        return f"the SQLite database {database!r} cannot be used ({_first_line(exc)}): {fix}"
+    if "InvalidCatalogNameError" in names or ("database" in text_all and "does not exist" in text_all):
+        return f"the database {database!r} does not exist on {where}: create it (createdb {database}) or {fix}"
+    if {"InvalidPasswordError", "InvalidAuthorizationSpecificationError"} & names or "authentication failed" in text_all:
+        return f"the database at {where} refused the user name or password: {fix}"
+    if "gaierror" in names or "name or service not known" in text_all or "nodename nor servname" in text_all:
+        return f"cannot resolve the database host in {where}: {fix}"
+    if {"ConnectionRefusedError", "ConnectionError", "OSError", "TimeoutError", "CannotConnectNowError"} & names:
+        return f"cannot reach the database at {where} ({_first_line(exc)}): is PostgreSQL running there? Otherwise {fix}"
+    return f"the database at {where} cannot be used ({_first_line(exc)}): {fix}"
+
+
+def _first_line(exc: BaseException) -> str:
+    root = _chain(exc)[-1]
+    message = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    return message[:200]
 
 
 def _script_head() -> str | None:

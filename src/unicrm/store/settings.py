@@ -14,19 +14,46 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "unicrm"
 
 
+class DatabaseConfigError(Exception):
+    """The database cannot be used as configured; the message says what to fix (one line)."""
+
+
+# The URL schemes unicrm speaks, and the SQLAlchemy async driver each maps to.
+SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+URL_HINT = "use postgresql://user:password@host:5432/dbname or sqlite:///path/to/unicrm.db"
+
+
 def resolve_database_url(url: str | None, data_dir: Path | None) -> str:
-    """The SQLAlchemy async URL: explicit, else `UNICRM_DATABASE_URL`, else SQLite in the data dir."""
+    """The SQLAlchemy async URL: explicit, else `UNICRM_DATABASE_URL`, else SQLite in the data dir.
+
+    Raises `DatabaseConfigError` for a scheme unicrm does not support (e.g. `mysql://`).
+    """
     url = url or os.environ.get("UNICRM_DATABASE_URL")
     if not url:
         directory = data_dir or default_data_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseConfigError(
+                f"cannot create the data directory {directory} ({exc.strerror}): "
+                "pass --data-dir (or UNICRM_DATA_DIR) pointing at a writable directory"
+            ) from None
         return f"sqlite+aiosqlite:///{directory / 'unicrm.db'}"
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-    return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise DatabaseConfigError(f"the database URL {url.split('@')[-1]!r} has no scheme: {URL_HINT}")
+    driver = SCHEMES.get(scheme.lower())
+    if driver is None:
+        raise DatabaseConfigError(
+            f"unicrm does not support {scheme}:// databases: {URL_HINT} (--database-url or UNICRM_DATABASE_URL)"
+        )
+    return f"{driver}://{rest}"
 
 
 STREAM_MAX_WAIT_ENV = "UNICRM_STREAM_MAX_WAIT_S"

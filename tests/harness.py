@@ -7,9 +7,13 @@ another; tests talk to both with aiohttp from pytest's loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +162,76 @@ class Harness:
     async def provider_requests(self, provider: str) -> list[dict[str, Any]]:
         data = await self.control(provider, "requests")
         return data["requests"] if isinstance(data, dict) else data  # type: ignore[no-any-return]
+
+
+async def every_page(
+    h: Harness, provider: str, *, resource: str = "projects", limit: int, query: str = "", extra: str = ""
+) -> list[dict[str, Any]]:
+    """Every record of a unified list, following next_cursor; checks the envelope on every page.
+
+    `query` goes on every page before the cursor, `extra` after it. Fails on an empty page that
+    carries a cursor, on a repeated cursor, and on a list that does not end.
+    """
+    records: list[dict[str, Any]] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(500):
+        q = f"limit={limit}{query}" + (f"&next_cursor={cursor}" if cursor else "") + extra
+        resp = await h.unified("GET", provider, resource=resource, query=q)
+        assert resp.status == 200, resp.text
+        body = resp.json()
+        assert set(body) >= {"result", "next_cursor", "prev_cursor", "result_count"}
+        assert body["result_count"] == len(body["result"]) <= limit
+        records.extend(body["result"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return records
+        assert body["result"], "an empty page came with a next_cursor"
+        assert cursor not in seen
+        seen.add(cursor)
+    raise AssertionError("pagination did not end")
+
+
+def serve_process(database_url: str, data_dir: Path, env: dict[str, str], origin: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A `unicrm serve` child process on a free port, and its base URL (not yet ready)."""
+    port = free_port()
+    command = [sys.executable, "-m", "unicrm.cli", "serve", "--port", str(port), "--database-url", database_url]
+    command += ["--data-dir", str(data_dir), "--log-level", "warning", "--allow-origin", origin]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until a served process answers /health; its stderr in the error if it exits first."""
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
+            try:
+                async with session.get(url + "/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+@contextlib.asynccontextmanager
+async def serve_processes(
+    database_url: str, data_dir: Path, env: dict[str, str], origin: str, count: int = 2, stop_timeout: float = 20
+) -> AsyncIterator[list[str]]:
+    """`count` `unicrm serve` processes on one database, ready; their URLs. Stopped on exit."""
+    servers = [serve_process(database_url, data_dir, env, origin) for _ in range(count)]
+    try:
+        for proc, url in servers:
+            await wait_ready(url, proc)
+        yield [url for _, url in servers]
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=stop_timeout)
 
 
 async def setup_store(database_url: str, data_dir: Path, contexts: dict[str, dict[str, Any]]) -> tuple[str, str, dict[str, str]]:

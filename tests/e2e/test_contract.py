@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.harness import Harness
+from tests.harness import Harness, every_page
 from unicrm.emulators import EMULATORS
 from unicrm.providers import all_providers
 
@@ -23,26 +23,8 @@ BASE = "/unified/crm/projects"
 
 
 async def list_all(h: Harness, provider: str, limit: int = 7, extra: str = "") -> list[dict[str, Any]]:
-    """Follow next_cursor to the end; fails on an empty page with a cursor or a repeated cursor."""
-    records: list[dict[str, Any]] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    for _ in range(500):
-        query = f"limit={limit}" + (f"&next_cursor={cursor}" if cursor else "") + extra
-        resp = await h.unified("GET", provider, query=query)
-        assert resp.status == 200, resp.text
-        body = resp.json()
-        assert set(body) >= {"result", "next_cursor", "prev_cursor", "result_count"}
-        assert body["result_count"] == len(body["result"])
-        assert len(body["result"]) <= limit
-        records.extend(body["result"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return records
-        assert body["result"], "an empty page came with a next_cursor"
-        assert cursor not in seen
-        seen.add(cursor)
-    raise AssertionError("pagination did not end")
+    """Every project, following next_cursor (see every_page)."""
+    return await every_page(h, provider, limit=limit, extra=extra)
 
 
 async def create_body(h: Harness, provider: str, name: str) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.databases import fresh_database
-from tests.harness import free_port
+from tests.harness import serve_processes
 from unicrm.emulators import EMULATORS
 from unicrm.emulators.base import EmulatorThread
 from unicrm.providers import all_providers
@@ -46,48 +44,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh database per test: a SQLite file, or a new PostgreSQL database (dropped after)."""
     with fresh_database(request.param, tmp_path) as url:
         yield url
-
-
-def _serve(database_url: str, data_dir: Path, env: dict[str, str], origin: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "unicrm.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--allow-origin",
-            origin,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
-            try:
-                async with session.get(url + "/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
 
 
 async def _burst(urls: list[str], token: str, account: str, count: int) -> list[int]:
@@ -122,11 +78,7 @@ async def test_one_refresh_across_two_processes(provider: str, database_url: str
             account = (await store.create_account(environment, provider, "t", context)).id
         finally:
             await store.close()
-        servers = [_serve(database_url, tmp_path, env, running.origin) for _ in range(2)]
-        try:
-            for proc, url in servers:
-                await _wait_ready(url, proc)
-            urls = [url for _, url in servers]
+        async with serve_processes(database_url, tmp_path, env, running.origin, stop_timeout=10) as urls:
             control = running.base_url.split("/", 3)
             control_url = "/".join(control[:3]) + "/_emulator/requests"
             statuses = await _burst(urls, token, account, 40)
@@ -157,7 +109,3 @@ async def test_one_refresh_across_two_processes(provider: str, database_url: str
                 log = await resp.json()
             requests = log["requests"] if isinstance(log, dict) else log
             assert _refreshes(requests) == 2
-        finally:
-            for proc, _ in servers:
-                proc.terminate()
-                proc.wait(timeout=10)

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.e2e.test_contract import list_all
-from tests.harness import Harness
+from tests.harness import Harness, every_page
 from unicrm.emulators import EMULATORS
 from unicrm.model import RESOURCES
 from unicrm.providers import all_providers
@@ -34,25 +34,8 @@ def _ids(name: str) -> list[str]:
 
 
 async def all_records(h: Harness, provider: str, resource: str, limit: int = 2, extra: str = "") -> list[dict[str, Any]]:
-    """Every record of a resource, following next_cursor; checks the envelope on every page."""
-    records: list[dict[str, Any]] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    for _ in range(500):
-        query = f"limit={limit}&truto_ignore_remote_data=true" + (f"&next_cursor={cursor}" if cursor else "") + extra
-        resp = await h.unified("GET", provider, resource=resource, query=query)
-        assert resp.status == 200, resp.text
-        body = resp.json()
-        assert set(body) >= {"result", "next_cursor", "prev_cursor", "result_count"}
-        assert body["result_count"] == len(body["result"]) <= limit
-        records.extend(body["result"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return records
-        assert body["result"], "an empty page came with a next_cursor"
-        assert cursor not in seen
-        seen.add(cursor)
-    raise AssertionError("pagination did not end")
+    """Every record of a resource (without remote_data), following next_cursor (see every_page)."""
+    return await every_page(h, provider, resource=resource, limit=limit, query="&truto_ignore_remote_data=true", extra=extra)
 
 
 # ---------------------------------------------------------------------------- reads

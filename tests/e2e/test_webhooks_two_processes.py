@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,7 @@ from cryptography.fernet import Fernet
 
 from tests.connect_support import WebhookReceiver
 from tests.databases import fresh_database
-from tests.e2e.test_oauth_refresh import _wait_ready
-from tests.harness import free_port
+from tests.harness import serve_processes
 from unicrm.api.webhook_worker import verify_signature
 from unicrm.emulators.base import EmulatorThread
 from unicrm.store.database import Store
@@ -28,14 +25,6 @@ from unicrm.store.database import Store
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path, prefix="unicrm_hooks2") as url:
         yield url
-
-
-def _serve(database_url: str, data_dir: Path, env: dict[str, str], origin: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "unicrm.cli", "serve", "--port", str(port), "--database-url", database_url]
-    command += ["--data-dir", str(data_dir), "--log-level", "warning", "--allow-origin", origin]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 async def test_each_event_once_across_two_processes(database_url: str, tmp_path: Path) -> None:
@@ -55,11 +44,7 @@ async def test_each_event_once_across_two_processes(database_url: str, tmp_path:
                 token = await store.create_api_token("default")
             finally:
                 await store.close()
-            servers = [_serve(database_url, tmp_path, env, running.origin) for _ in range(2)]
-            try:
-                for proc, url in servers:
-                    await _wait_ready(url, proc)
-                urls = [url for _, url in servers]
+            async with serve_processes(database_url, tmp_path, env, running.origin) as urls:
                 headers = {"Authorization": f"Bearer {token}"}
                 async with aiohttp.ClientSession(headers=headers) as http:
                     async with http.post(urls[0] + "/webhook", json={"target_url": receiver.url}) as resp:
@@ -83,10 +68,6 @@ async def test_each_event_once_across_two_processes(database_url: str, tmp_path:
                         if all(r["status"] == "delivered" for r in rows):
                             break
                         await asyncio.sleep(0.1)
-            finally:
-                for proc, _ in servers:
-                    proc.terminate()
-                    proc.wait(timeout=20)
     finally:
         await receiver.stop()
     assert len(got) == 20, f"{len(got)} deliveries for 20 events"

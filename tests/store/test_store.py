@@ -6,29 +6,13 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.databases import fresh_database
 from unicrm.store.database import Store
 from unicrm.store.settings import resolve_database_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database per test: a SQLite file, or a new PostgreSQL database (dropped after)."""
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(database_url, tmp_path)
-    yield s
-    await s.close()
 
 
 def test_urls(tmp_path: Path) -> None:

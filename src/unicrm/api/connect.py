@@ -210,6 +210,14 @@ async def _offer(request: Request, link: LinkToken, name: str, token: str) -> tu
     )
 
 
+async def _open_offer(request: Request, token: Any) -> tuple[LinkToken, str, Offer, bool]:
+    """The link behind a token and its offer of the integration in the path (see _open_link, _offer)."""
+    link = await _open_link(request, token)
+    assert isinstance(token, str)
+    offer, several = await _offer(request, link, request.path_params["integration"], token)
+    return link, token, offer, several
+
+
 def _cancel_url(link: LinkToken) -> str | None:
     if not link.redirect_uri:
         return None
@@ -340,9 +348,7 @@ async def connect_page(request: Request) -> Response:
 async def integration_page(request: Request) -> Response:
     token = request.query_params.get("link_token")
     try:
-        link = await _open_link(request, token)
-        assert token is not None
-        offer, several = await _offer(request, link, request.path_params["integration"], token)
+        link, token, offer, several = await _open_offer(request, token)
         return _integration_page(request, link, token, offer, several=several)
     except Problem as problem:
         return problem_page(problem)
@@ -413,9 +419,7 @@ async def submit_form(request: Request) -> Response:
     form = await request.form()
     token = form.get("link_token")
     try:
-        link = await _open_link(request, token)
-        assert isinstance(token, str)
-        offer, several = await _offer(request, link, request.path_params["integration"], token)
+        link, token, offer, several = await _open_offer(request, token)
         provider = offer.provider
         shown = offer.fields(link)
         typed = {c.name: str(form.get(c.name) or "").strip() for c in shown}
@@ -563,9 +567,7 @@ async def start_oauth(request: Request) -> Response:
     form = await request.form()
     token = form.get("link_token")
     try:
-        link = await _open_link(request, token)
-        assert isinstance(token, str)
-        offer, _ = await _offer(request, link, request.path_params["integration"], token)
+        link, token, offer, _ = await _open_offer(request, token)
         if not offer.oauth or offer.settings is None:
             raise Problem(
                 404,

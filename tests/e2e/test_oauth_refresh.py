@@ -64,9 +64,10 @@ def _refreshes(requests: list[dict[str, Any]]) -> int:
 
 @pytest.mark.skipif(not OAUTH_PROVIDERS, reason="no emulator hands out an OAuth2 context")
 @pytest.mark.parametrize("provider", OAUTH_PROVIDERS or ["none"])
-async def test_one_refresh_across_two_processes(provider: str, database_url: str, tmp_path: Path) -> None:
+async def test_one_refresh_across_two_processes(provider: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "UNICRM_SECRET_KEY": Fernet.generate_key().decode(), "UNICRM_DATA_DIR": str(tmp_path)}
-    os.environ["UNICRM_SECRET_KEY"] = env["UNICRM_SECRET_KEY"]
+    # The store this test opens in-process must share the servers' key; restored afterwards.
+    monkeypatch.setenv("UNICRM_SECRET_KEY", env["UNICRM_SECRET_KEY"])
     with EmulatorThread([provider], seed=3) as emulators:
         running = emulators.running[provider]
         context = dict(running.context)

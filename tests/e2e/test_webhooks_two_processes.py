@@ -27,14 +27,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-async def test_each_event_once_across_two_processes(database_url: str, tmp_path: Path) -> None:
+async def test_each_event_once_across_two_processes(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         **os.environ,
         "UNICRM_SECRET_KEY": Fernet.generate_key().decode(),
         "UNICRM_DATA_DIR": str(tmp_path),
         "UNICRM_WEBHOOK_PRIVATE_TARGETS": "1",
     }
-    os.environ["UNICRM_SECRET_KEY"] = env["UNICRM_SECRET_KEY"]
+    # The store this test opens in-process must share the servers' key; restored afterwards.
+    monkeypatch.setenv("UNICRM_SECRET_KEY", env["UNICRM_SECRET_KEY"])
     receiver = await WebhookReceiver().start()
     try:
         with EmulatorThread(["strawblond"], seed=3) as emulators:

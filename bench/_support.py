@@ -6,6 +6,7 @@ the benchmark exits, whatever way it exits, so no benchmark leaves a process beh
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import http.client
@@ -279,6 +280,37 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
         return math.nan
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+class RssSampler:
+    """Samples a process's resident size every 50 ms from `start()` to `stop()`; `peak_mb` is the largest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+    async def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak_kb = max(self.peak_kb, proc_status(self.pid).get("VmRSS", 0))
+            try:
+                await asyncio.wait_for(self._done.wait(), 0.05)
+            except TimeoutError:
+                pass
+
+    def start(self) -> RssSampler:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def stop(self) -> None:
+        self._done.set()
+        if self._task is not None:
+            await self._task
 
 
 def proc_status(pid: int) -> dict[str, int]:

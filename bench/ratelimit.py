@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 import orjson
-from _support import closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
+from _support import RssSampler, closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
 
 from unicrm.providers import all_providers
 
@@ -66,19 +66,8 @@ def control(origin: str, action: str, payload: object | None = None) -> object:
 async def consume(url: str, token: str, pid: int, size: int, window_s: float, timeout: float) -> Outcome:
     out = Outcome()
     ids: set[str] = set()
-    done = asyncio.Event()
-    peak_kb = 0
 
-    async def sample() -> None:
-        nonlocal peak_kb
-        while not done.is_set():
-            peak_kb = max(peak_kb, proc_status(pid).get("VmRSS", 0))
-            try:
-                await asyncio.wait_for(done.wait(), 0.05)
-            except TimeoutError:
-                pass
-
-    sampler = asyncio.create_task(sample())
+    sampler = RssSampler(pid).start()
     step = max(size // 10, 1)
     next_mark = step
     buffer = b""
@@ -111,10 +100,9 @@ async def consume(url: str, token: str, pid: int, size: int, window_s: float, ti
                     next_mark += step
     finally:
         out.seconds = time.perf_counter() - start
-        done.set()
-        await sampler
+        await sampler.stop()
     out.unique = len(ids)
-    out.peak_sampled_mb = peak_kb / 1024
+    out.peak_sampled_mb = sampler.peak_mb
     return out
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 import orjson
-from _support import closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
+from _support import RssSampler, closing_all, cpu_seconds, machine, proc_status, start_emulators, start_server
 
 TARGET_RATE = 20_000
 TARGET_PEAK_MB = 150.0
@@ -59,19 +59,8 @@ async def consume(
     `curve` receives (records so far, server RSS MB) at every tenth of `size`: a leak grows
     along it, a plateau does not.
     """
-    peak_kb = 0
-    done = asyncio.Event()
 
-    async def sample() -> None:
-        nonlocal peak_kb
-        while not done.is_set():
-            peak_kb = max(peak_kb, proc_status(pid).get("VmRSS", 0))
-            try:
-                await asyncio.wait_for(done.wait(), 0.05)
-            except TimeoutError:
-                pass
-
-    sampler = asyncio.create_task(sample())
+    sampler = RssSampler(pid).start()
     records = 0
     first_at = 0.0
     first_line = b""
@@ -98,8 +87,7 @@ async def consume(
                 tail = (tail + chunk)[-4096:]
     finally:
         elapsed = time.perf_counter() - start
-        done.set()
-        await sampler
+        await sampler.stop()
     lines = [line for line in tail.split(b"\n") if line.strip()]
     if lines and not tail.endswith(b"\n"):
         records += 1  # a last record without a trailing newline
@@ -107,7 +95,7 @@ async def consume(
         record = orjson.loads(line)
         if not isinstance(record, dict) or "id" not in record:
             raise RuntimeError(f"the stream holds something other than unified records: {line[:200]!r}")
-    return records, elapsed, first_at, peak_kb / 1024
+    return records, elapsed, first_at, sampler.peak_mb
 
 
 def run_size(size: int, provider: str, timeout: float) -> Run:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -298,49 +299,19 @@ class PipelinerEmulator(Emulator):
             if (denied := self._authorised(request)) is not None:
                 return denied
             query = request.query
-            try:
-                first = int(query.get("first", "30"))
-            except ValueError:
-                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be a number")
-            if not 1 <= first <= 100:
-                return self._error(400, 117, "ERROR_PARAMETER_INVALID", "first must be between 1 and 100")
-            filters = []
-            for key, raw in query.items():
-                if key.startswith("filter[") and key.endswith("]"):
-                    field = key[7:-1]
-                    op = query.get(f"filter-op[{field}]", "eq")
-                    if op not in FILTER_OPS:
-                        return self._error(400, 117, "ERROR_PARAMETER_INVALID", f"unsupported filter-op {op}")
-                    try:
-                        if field in ("created", "modified"):
-                            _parse(raw)
-                    except ValueError:
-                        return self._error(400, 117, "ERROR_PARAMETER_INVALID", f"filter[{field}] is not a date-time")
-                    filters.append((field, op, raw))
-            offset = 0
-            if after := query.get("after"):
-                try:
-                    offset = int(orjson.loads(base64.b64decode(after))[0])
-                except Exception:
-                    return self._error(400, 117, "ERROR_PARAMETER_INVALID", "after is not a valid cursor")
+            params = self._page_params(query)
+            if isinstance(params, web.Response):
+                return params
+            first, filters, offset = params
             rows = sorted((r for r in table().values() if self._matches(r, filters)), key=lambda r: str(r.get("created")))
             page = rows[offset : offset + first]
             end = offset + len(page)
             expand = self._expand(request)
-
-            def cursor(position: int) -> str:
-                return base64.b64encode(orjson.dumps([str(position)])).decode()
-
             return json_response(
                 {
                     "success": True,
                     "total": len(rows),
-                    "page_info": {
-                        "start_cursor": cursor(offset),
-                        "end_cursor": cursor(end),
-                        "has_previous_page": offset > 0,
-                        "has_next_page": end < len(rows),
-                    },
+                    "page_info": _page_info(offset, end, len(rows)),
                     "data": [self._entity_out(request, entity, r, expand) for r in page],
                 }
             )
@@ -557,10 +528,8 @@ class PipelinerEmulator(Emulator):
                 return False
         return True
 
-    async def list_projects(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        query = request.query
+    def _page_params(self, query: Mapping[str, str]) -> tuple[int, list[tuple[str, str, str]], int] | web.Response:
+        """`first`, the `filter[...]`/`filter-op[...]` pairs and the `after` offset of a list call, or its 400."""
         try:
             first = int(query.get("first", "30"))
         except ValueError:
@@ -580,13 +549,22 @@ class PipelinerEmulator(Emulator):
                 except ValueError:
                     return self._error(400, 117, "ERROR_PARAMETER_INVALID", f"filter[{field}] is not a date-time")
                 filters.append((field, op, raw))
-        after = query.get("after")
         offset = 0
-        if after:
+        if after := query.get("after"):
             try:
                 offset = int(orjson.loads(base64.b64decode(after))[0])
             except Exception:
                 return self._error(400, 117, "ERROR_PARAMETER_INVALID", "after is not a valid cursor")
+        return first, filters, offset
+
+    async def list_projects(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        query = request.query
+        params = self._page_params(query)
+        if isinstance(params, web.Response):
+            return params
+        first, filters, offset = params
         expand = self._expand(request)
         if self.dataset_size:
             total = self.dataset_size
@@ -602,19 +580,10 @@ class PipelinerEmulator(Emulator):
             total = len(projects)
             page = projects[offset : offset + first]
         end = offset + len(page)
-
-        def cursor(position: int) -> str:
-            return base64.b64encode(orjson.dumps([str(position)])).decode()
-
         return json_response(
             {
                 "success": True,
-                "page_info": {
-                    "start_cursor": cursor(offset),
-                    "end_cursor": cursor(end),
-                    "has_previous_page": offset > 0,
-                    "has_next_page": end < total,
-                },
+                "page_info": _page_info(offset, end, total),
                 "data": [self._out(request, p, expand) for p in page],
             }
         )
@@ -790,3 +759,17 @@ class PipelinerEmulator(Emulator):
 def build(seed: int = 1, dataset_size: int | None = None) -> PipelinerEmulator:
     """A Pipeliner emulator with seeded sample data."""
     return PipelinerEmulator(seed=seed, dataset_size=dataset_size)
+
+
+def _cursor(position: int) -> str:
+    return base64.b64encode(orjson.dumps([str(position)])).decode()
+
+
+def _page_info(offset: int, end: int, total: int) -> dict[str, Any]:
+    """Pipeliner's `page_info` of a page holding rows `offset` to `end` of `total`."""
+    return {
+        "start_cursor": _cursor(offset),
+        "end_cursor": _cursor(end),
+        "has_previous_page": offset > 0,
+        "has_next_page": end < total,
+    }

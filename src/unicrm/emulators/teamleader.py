@@ -110,7 +110,13 @@ TODAY = date(2025, 6, 1)
 #: money fields of which the Blueprint says "Currently only EUR is supported"
 EUR_ONLY = frozenset({"fixed_price", "external_budget"})
 #: keys of projects.info that projects.list does not document
-INFO_ONLY = ("update_rights", "purchase_order_number", "custom_user_rates", "task_external_budget_spent", "material_external_budget_spent")
+INFO_ONLY = (
+    "update_rights",
+    "purchase_order_number",
+    "custom_user_rates",
+    "task_external_budget_spent",
+    "material_external_budget_spent",
+)
 
 
 def _uuid(kind: int, n: int) -> str:

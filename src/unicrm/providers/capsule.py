@@ -14,6 +14,7 @@ from typing import Any
 
 from unicrm.providers.declaration import (
     ApiSpec,
+    AsId,
     Auth,
     ContextField,
     CustomFieldList,
@@ -40,6 +41,7 @@ from unicrm.providers.declaration import (
     TypedRef,
     full_name,
     iso_utc,
+    list_of,
 )
 
 EMBED = {"embed": "tags,fields"}
@@ -120,22 +122,9 @@ def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
     ]
 
 
-def read_phone_numbers(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    rows = record.get("phoneNumbers")
-    if not rows or rows.__class__ is not list:
-        return []
-    return [
-        {"id": _sid(p.get("id")), "number": p.get("number"), "extension": None, "type": p.get("type")}
-        for p in rows
-        if p.__class__ is dict
-    ]
+read_phone_numbers = list_of("phoneNumbers", {"id": AsId("id"), "number": "number", "extension": None, "type": "type"})
 
-
-def read_email_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    rows = record.get("emailAddresses")
-    if not rows or rows.__class__ is not list:
-        return []
-    return [{"id": _sid(e.get("id")), "email": e.get("address"), "type": e.get("type")} for e in rows if e.__class__ is dict]
+read_email_addresses = list_of("emailAddresses", {"id": AsId("id"), "email": "address", "type": "type"})
 
 
 def read_urls(record: Mapping[str, Any], lookups: Lookups) -> Any:

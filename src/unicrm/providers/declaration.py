@@ -9,7 +9,7 @@ declaration cannot express goes into a `Hooks` object defined in the provider's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -401,6 +401,74 @@ def sibling_ref(id_key: str, obj_key: str, name: str | Callable[[Mapping[str, An
             return None
         obj = record.get(obj_key)
         return {"id": str(ident), "name": display_name(obj, name) if obj.__class__ is dict else None}
+
+    return read
+
+
+class AsId:
+    """In a `list_of` shape: the item's value at `key` as a string id (null stays null)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def list_of(key: str, shape: Mapping[str, str | AsId | None]) -> Callable[..., Any]:
+    """A read function: the provider's list of objects at `key` as unified objects.
+
+    `shape` maps each unified key to the item's key it reads (`None`: always null, `AsId(k)`:
+    a string id), in output order; anything but a list reads as `[]`, non-objects are skipped.
+    """
+    plain = tuple((out, src) for out, src in shape.items() if src.__class__ is str)
+    ids = tuple((out, src.key) for out, src in shape.items() if isinstance(src, AsId))
+    template = dict.fromkeys(shape)
+
+    def read(record: Mapping[str, Any], lookups: Lookups) -> Any:
+        rows = record.get(key)
+        if not rows or rows.__class__ is not list:
+            return []
+        out = []
+        for row in rows:
+            if row.__class__ is dict:
+                item = template.copy()
+                for name, src in plain:
+                    item[name] = row.get(src)
+                for name, src in ids:
+                    value = row.get(src)
+                    item[name] = None if value is None else str(value)
+                out.append(item)
+        return out
+
+    return read
+
+
+VALUE, KIND = object(), object()
+
+
+def values_at(kinds: Iterable[tuple[str, str]], shape: Mapping[str, object]) -> Callable[..., Any]:
+    """A read function: flat provider keys (`phone1` … `phone5`) as a list of unified objects.
+
+    One object per `(provider key, kind)` whose value is set, in `kinds` order; `shape` maps
+    each unified key to `VALUE` (the key's value), `KIND` (its kind) or a constant.
+    """
+    pairs = tuple(kinds)
+    value_at = [name for name, src in shape.items() if src is VALUE]
+    kind_at = [name for name, src in shape.items() if src is KIND]
+    template = {name: (None if src is VALUE or src is KIND else src) for name, src in shape.items()}
+
+    def read(record: Mapping[str, Any], lookups: Lookups) -> Any:
+        out = []
+        for key, kind in pairs:
+            value = record.get(key)
+            if value:
+                item = template.copy()
+                for name in value_at:
+                    item[name] = value
+                for name in kind_at:
+                    item[name] = kind
+                out.append(item)
+        return out
 
     return read
 

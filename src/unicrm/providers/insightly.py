@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from unicrm.providers.declaration import (
+    KIND,
+    VALUE,
     WHOLE_RECORD,
     ApiSpec,
     Auth,
@@ -71,6 +73,7 @@ from unicrm.providers.declaration import (
     Resource,
     TagNames,
     full_name,
+    values_at,
 )
 
 if TYPE_CHECKING:
@@ -319,8 +322,7 @@ def read_email(record: Mapping[str, Any], lookups: Lookups) -> Any:
 _PHONE_KINDS = (("PHONE", "work"), ("PHONE_MOBILE", "mobile"), ("PHONE_FAX", "fax"))
 
 
-def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [{"id": None, "number": record[k], "extension": None, "type": t} for k, t in _PHONE_KINDS if record.get(k)]
+read_phones = values_at(_PHONE_KINDS, {"id": None, "number": VALUE, "extension": None, "type": KIND})
 
 
 def _address_keys(prefix: str) -> tuple[str, ...]:

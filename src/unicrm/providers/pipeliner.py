@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from unicrm.engine.errors import ApiError
 from unicrm.providers.declaration import (
+    KIND,
+    VALUE,
     WHOLE_RECORD,
     ApiSpec,
     Auth,
@@ -51,6 +53,7 @@ from unicrm.providers.declaration import (
     full_name,
     parse_iso_datetime,
     sibling_ref,
+    values_at,
 )
 
 if TYPE_CHECKING:
@@ -234,22 +237,9 @@ _PHONES = tuple(f"phone{n}" for n in range(1, 6))
 _EMAILS = tuple(f"email{n}" for n in range(1, 6))
 
 
-def read_phones(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    out = []
-    for key in _PHONES:
-        value = record.get(key)
-        if value:
-            out.append({"id": None, "number": value, "extension": None, "type": key})
-    return out
+read_phones = values_at(((k, k) for k in _PHONES), {"id": None, "number": VALUE, "extension": None, "type": KIND})
 
-
-def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    out = []
-    for key in _EMAILS:
-        value = record.get(key)
-        if value:
-            out.append({"id": None, "email": value, "type": key})
-    return out
+read_emails = values_at(((k, k) for k in _EMAILS), {"id": None, "email": VALUE, "type": KIND})
 
 
 def read_address(record: Mapping[str, Any], lookups: Lookups) -> Any:

@@ -76,6 +76,7 @@ from unicrm.providers.declaration import (
     RateLimitHeaders,
     Resource,
     full_name,
+    list_of,
 )
 
 if TYPE_CHECKING:
@@ -405,18 +406,9 @@ def read_responsible(record: Mapping[str, Any], lookups: Lookups) -> Any:
     return {"id": str(ref["id"]), "name": read_person_name(user, lookups) if isinstance(user, dict) else None}
 
 
-def read_emails(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [
-        {"id": None, "email": e.get("email"), "type": e.get("type")} for e in record.get("emails") or () if isinstance(e, dict)
-    ]
+read_emails = list_of("emails", {"id": None, "email": "email", "type": "type"})
 
-
-def read_telephones(record: Mapping[str, Any], lookups: Lookups) -> Any:
-    return [
-        {"id": None, "number": t.get("number"), "extension": None, "type": t.get("type")}
-        for t in record.get("telephones") or ()
-        if isinstance(t, dict)
-    ]
+read_telephones = list_of("telephones", {"id": None, "number": "number", "extension": None, "type": "type"})
 
 
 def read_addresses(record: Mapping[str, Any], lookups: Lookups) -> Any:
